@@ -1,0 +1,219 @@
+"""The `citybrain` command line: stack, worker, doctor, db, settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from citybrain.settings import Settings, get_settings
+from citybrain.stack.process import ServiceStatus
+
+app = typer.Typer(
+    name="citybrain",
+    help="Event-stream platform for city operations centers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+stack_app = typer.Typer(
+    help="The local stack without Docker: Kafka (KRaft) and PostgreSQL.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        typer.secho(f"invalid settings:\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg="red", err=True)
+    return typer.Exit(code)
+
+
+# --- stack ---------------------------------------------------------------------------
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka and PostgreSQL (installing/resolving them first if needed). Idempotent."""
+    from citybrain.stack import StackError
+    from citybrain.stack import up as stack_up_
+
+    settings = _settings()
+    typer.echo(
+        f"starting postgres on 127.0.0.1:{settings.db_port} and kafka on "
+        f"{settings.kafka_bootstrap_servers} (data in {settings.data_dir}) ..."
+    )
+    try:
+        statuses = stack_up_(settings)
+    except StackError as exc:
+        raise _fail(str(exc)) from exc
+    _print_status(statuses)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop Kafka, then PostgreSQL."""
+    from citybrain.stack import StackError, down
+
+    try:
+        down(_settings())
+    except StackError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo("stack stopped")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each service: address, version, broker id, TimescaleDB availability."""
+    from citybrain.stack import status
+
+    statuses = status(_settings())
+    _print_status(statuses)
+    if not all(s.running for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(statuses: list[ServiceStatus]) -> None:
+    for s in statuses:
+        state = typer.style("running", fg="green") if s.running else typer.style("down", fg="red")
+        typer.echo(f"{s.name:<9} {state:<8} {s.address}")
+        for key, value in s.details.items():
+            typer.echo(f"    {key}: {value}")
+        if s.log_file:
+            typer.echo(f"    log: {s.log_file}")
+
+
+# --- worker --------------------------------------------------------------------------
+@app.command()
+def worker() -> None:
+    """Run the Faust worker with every agent (stops on Ctrl-C / SIGTERM)."""
+    settings = _settings()
+    from citybrain.logs import configure_logging
+    from citybrain.metrics import serve_metrics
+
+    configure_logging(settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+    import faust
+
+    import agents  # noqa: F401 - registers the agents
+    from streams.app import app as faust_app
+
+    worker_ = faust.Worker(
+        faust_app,
+        loglevel=settings.log_level.lower(),
+        override_logging=False,
+    )
+    worker_.execute_from_commandline()
+
+
+@app.command()
+def run() -> None:
+    """Start the stack, migrate the database, and run the worker in the foreground."""
+    stack_up()
+    db_migrate()
+    s = _settings()
+    typer.echo(
+        "\ncitybrain is starting. Where to look next:\n"
+        f"  worker health   http://127.0.0.1:{s.worker_web_port}/\n"
+        f"  metrics         http://127.0.0.1:{s.metrics_port}/metrics\n"
+        f"  service logs    {s.resolved_log_dir}\n"
+        f"  database        psql {s.safe_conninfo()}\n"
+        "  stack status    citybrain stack status\n"
+        "  stop            Ctrl-C here, then `citybrain stack down`\n"
+    )
+    worker()
+
+
+# --- doctor --------------------------------------------------------------------------
+@app.command()
+def doctor() -> None:
+    """Check connectivity and configuration; exit non-zero saying what is wrong and how."""
+    from citybrain.doctor import run_checks
+
+    results = run_checks(_settings())
+    for check in results:
+        mark = typer.style("ok  ", fg="green") if check.ok else typer.style("FAIL", fg="red")
+        typer.echo(f"[{mark}] {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            typer.echo(f"       fix: {check.fix}")
+    if not all(c.ok for c in results):
+        raise typer.Exit(1)
+
+
+# --- db ------------------------------------------------------------------------------
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (ordered, recorded, safe to run twice)."""
+    from citybrain.db.migrate import MigrationError, migrate
+
+    settings = _settings()
+    try:
+        done = migrate(settings.conninfo())
+    except MigrationError as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:
+        raise _fail(f"cannot migrate {settings.safe_conninfo()}: {exc}") from exc
+    if done:
+        for m in done:
+            typer.echo(f"applied {m.version:04d}_{m.name}")
+    else:
+        typer.echo("schema is up to date")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Schema version and pending migrations."""
+    import psycopg
+
+    from citybrain.db.migrate import current_version, pending
+
+    settings = _settings()
+    try:
+        with psycopg.connect(settings.conninfo(), connect_timeout=5) as conn:
+            typer.echo(f"database: {settings.safe_conninfo()}")
+            typer.echo(f"schema version: {current_version(conn)}")
+            todo = pending(conn)
+            typer.echo(
+                "pending: " + (", ".join(f"{m.version:04d}_{m.name}" for m in todo) or "none")
+            )
+    except psycopg.Error as exc:
+        raise _fail(f"cannot read {settings.safe_conninfo()}: {exc}") from exc
+
+
+# --- settings ------------------------------------------------------------------------
+@app.command("settings")
+def show_settings(
+    markdown: Annotated[bool, typer.Option(help="Print the README table of settings.")] = False,
+) -> None:
+    """Print every setting with its environment variable and current value (secrets hidden)."""
+    settings = _settings()
+    if markdown:
+        typer.echo("| variable | default | description |\n|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        env = f"CITYBRAIN_{name.upper()}"
+        if markdown:
+            default = field.default
+            shown = "(secret)" if "SecretStr" in str(field.annotation) else default
+            if hasattr(shown, "relative_to"):
+                shown = str(shown).replace(
+                    str(Settings.model_fields["kafka_home"].default.parents[2]), "."
+                )
+            typer.echo(f"| `{env}` | `{shown}` | {field.description} |")
+        else:
+            typer.echo(f"{env}={getattr(settings, name)}")
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="citybrain")
+
+
+if __name__ == "__main__":
+    main()

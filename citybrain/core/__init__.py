@@ -1,0 +1,1 @@
+"""The pure domain core: no Kafka, no database imports. Unit-testable on its own."""

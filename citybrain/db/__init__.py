@@ -1,0 +1,1 @@
+"""Database administration from the shell: migrations and status."""

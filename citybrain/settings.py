@@ -1,0 +1,127 @@
+"""All runtime settings, read from `CITYBRAIN_*` environment variables (and `.env`).
+
+One class, one place: every other module receives a `Settings` instance instead of
+reading the environment itself. Secrets are `SecretStr` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository root when running from a checkout (deploy/local lives there).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field names map to `CITYBRAIN_<NAME>` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CITYBRAIN_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- Kafka -------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated host:port."
+    )
+    kafka_controller_port: int = Field(
+        9093, description="Local stack only: KRaft controller listener port."
+    )
+    kafka_heap: str = Field("512m", description="Local stack only: broker JVM heap (-Xmx/-Xms).")
+    kafka_home: Path = Field(
+        PROJECT_ROOT / "deploy" / "local" / "kafka",
+        description="Local stack only: folder with pom.xml; jars are resolved into its lib/.",
+    )
+    topic_partitions: int = Field(4, description="Partitions for topics citybrain creates.")
+
+    # --- PostgreSQL / TimescaleDB ------------------------------------------------
+    db_host: str = Field("127.0.0.1", description="Database host.")
+    db_port: int = Field(5433, description="Database port (the local stack listens here).")
+    db_name: str = Field("citybrain", description="Database name.")
+    db_user: str = Field("citybrain", description="The platform's writer role.")
+    db_password: SecretStr = Field(
+        SecretStr("citybrain-dev"), description="Password of the writer role (secret)."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="Full libpq URL; when set it overrides the db_* fields (secret).",
+    )
+    db_pool_max: int = Field(8, description="Max connections in the worker's pool.")
+    pg_bin_dir: Path | None = Field(
+        None, description="Local stack only: PostgreSQL server binaries (auto-detected)."
+    )
+
+    # --- Local stack -------------------------------------------------------------
+    data_dir: Path = Field(
+        PROJECT_ROOT / ".citybrain",
+        description="Local stack data: Kafka log dirs, PostgreSQL cluster, pid files.",
+    )
+    log_dir: Path | None = Field(
+        None, description="Local stack service logs (default: <data_dir>/log)."
+    )
+    stack_timeout: float = Field(
+        90.0, description="Seconds to wait for each service to come up or go down."
+    )
+
+    # --- Worker ------------------------------------------------------------------
+    app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
+    worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
+    metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    log_format: Literal["json", "console"] = Field(
+        "json", description="Structured logs as JSON lines or human-readable console lines."
+    )
+
+    @property
+    def resolved_log_dir(self) -> Path:
+        """Where the local stack writes service logs."""
+        return (self.log_dir or self.data_dir / "log").resolve()
+
+    @property
+    def kafka_broker_url(self) -> str:
+        """Bootstrap servers in Faust's URL form (`kafka://h1:p1;h2:p2`)."""
+        hosts = [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+    @property
+    def kafka_bootstrap_list(self) -> list[str]:
+        """Bootstrap servers as a list of `host:port`."""
+        return [h.strip() for h in self.kafka_bootstrap_servers.split(",") if h.strip()]
+
+    def conninfo(self) -> str:
+        """libpq connection string for the writer role (contains the secret)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        password = quote(self.db_password.get_secret_value(), safe="")
+        return (
+            f"postgresql://{quote(self.db_user, safe='')}:{password}"
+            f"@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+        )
+
+    def safe_conninfo(self) -> str:
+        """The connection target without the password, for messages and logs."""
+        if self.database_url is not None:
+            from psycopg.conninfo import conninfo_to_dict
+
+            parts = conninfo_to_dict(self.database_url.get_secret_value())
+            return (
+                f"postgresql://{parts.get('user', '')}@{parts.get('host', '')}:"
+                f"{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+            )
+        return f"postgresql://{self.db_user}@{self.db_host}:{self.db_port}/{self.db_name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The plumbing: the Faust app, the topic catalogue, feed adapters and the sinks."""

@@ -1,0 +1,37 @@
+"""The Faust application: broker, consumer group, stores, all taken from `Settings`.
+
+Agents import `app` from here; `citybrain worker` imports `agents` (which registers
+them) and runs a Faust worker around this app.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from citybrain.settings import Settings, get_settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured for citybrain."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker_url,
+        autodiscover=False,
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host="127.0.0.1",
+        web_port=settings.worker_web_port,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+app = create_app(get_settings())

@@ -1,0 +1,96 @@
+"""Dead letters: a rejected record goes to `<topic>.dlq` with why and where it came from.
+
+Headers: stage, error class, error message (phone numbers masked), feed, and the original
+topic, partition and offset. The value is the original bytes, unless they hold a phone
+number in clear, in which case they are masked too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from citybrain.metrics import DEAD_LETTERS, RECORDS
+from citybrain.privacy import mask_phones_in_text
+
+if TYPE_CHECKING:
+    import faust
+
+
+def dlq_topic_name(topic: str) -> str:
+    """The dead-letter topic of a topic."""
+    return f"{topic}.dlq"
+
+
+def dead_letter_headers(
+    *,
+    stage: str,
+    error: BaseException,
+    topic: str,
+    partition: int,
+    offset: int,
+    feed: str = "",
+) -> list[tuple[str, bytes]]:
+    """The headers that explain a dead letter (pure)."""
+    message = mask_phones_in_text(str(error))[:2000]
+    return [
+        ("dlq.stage", stage.encode()),
+        ("dlq.error.class", type(error).__name__.encode()),
+        ("dlq.error.message", message.encode()),
+        ("dlq.feed", feed.encode()),
+        ("dlq.original.topic", topic.encode()),
+        ("dlq.original.partition", str(partition).encode()),
+        ("dlq.original.offset", str(offset).encode()),
+    ]
+
+
+def mask_payload(value: bytes | None) -> bytes | None:
+    """The original payload with phone numbers masked (undecodable bytes kept as they are)."""
+    if value is None:
+        return None
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+    masked = mask_phones_in_text(text)
+    return value if masked == text else masked.encode("utf-8")
+
+
+def declare_dead_letter_topics(app: faust.App, *topic_names: str) -> None:
+    """Create the dead-letter topics when the worker starts, before the first reject."""
+
+    @app.task(on_leader=False)
+    async def _declare() -> None:
+        for name in topic_names:
+            await app.topic(dlq_topic_name(name), partitions=1).maybe_declare()
+
+
+async def send_dead_letter(
+    app: faust.App,
+    event: faust.EventT,
+    *,
+    stage: str,
+    error: BaseException,
+    reason: str,
+    feed: str = "",
+) -> None:
+    """Send one rejected event to its topic's dead-letter topic and count it."""
+    message = event.message
+    headers = dead_letter_headers(
+        stage=stage,
+        error=error,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        feed=feed,
+    )
+    headers.append(("dlq.reason", reason.encode()))
+    await app.producer.send_and_wait(
+        dlq_topic_name(message.topic),
+        key=message.key,
+        value=mask_payload(message.value),
+        partition=None,
+        timestamp=None,
+        headers=headers,
+    )
+    DEAD_LETTERS.labels(stage, reason).inc()
+    RECORDS.labels(stage, "dead_letter").inc()

@@ -1,0 +1,37 @@
+import pytest
+
+from citybrain.settings import Settings
+
+
+def test_environment_variables_with_the_prefix_configure_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
+    monkeypatch.setenv("CITYBRAIN_DB_PORT", "6543")
+    monkeypatch.setenv("CITYBRAIN_DB_PASSWORD", "s3cr&t")
+    s = Settings()
+    assert s.kafka_bootstrap_list == ["k1:9092", "k2:9093"]
+    assert s.kafka_broker_url == "kafka://k1:9092;kafka://k2:9093"
+    assert "6543" in s.conninfo()
+    assert "s3cr%26t" in s.conninfo()  # password is URL-quoted
+
+
+def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYBRAIN_DB_PASSWORD", "hunter2")
+    s = Settings()
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(s.model_dump())
+    assert "hunter2" not in s.safe_conninfo()
+
+
+def test_database_url_overrides_the_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYBRAIN_DATABASE_URL", "postgresql://u:pw@db.example:5439/x")
+    s = Settings()
+    assert s.conninfo() == "postgresql://u:pw@db.example:5439/x"
+    assert s.safe_conninfo() == "postgresql://u@db.example:5439/x"
+
+
+def test_invalid_values_are_rejected_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYBRAIN_DB_PORT", "not-a-port")
+    with pytest.raises(ValueError, match="db_port"):
+        Settings()

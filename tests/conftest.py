@@ -1,0 +1,111 @@
+"""Shared fixtures. Integration tests run against the real local stack, started here
+(idempotently) if `deploy/local/test.sh` has not already started it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.settings import PROJECT_ROOT, Settings
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    """Poll until `check()` is true or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Settings:
+    """The local stack, up and migrated. Fails (never skips) if it cannot start."""
+    from citybrain.db.migrate import migrate
+    from citybrain.stack import up
+
+    up(settings)
+    migrate(settings.conninfo())
+    return settings
+
+
+class WorkerProcess:
+    """A `citybrain worker` subprocess with its own consumer group and ports."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "citybrain"), "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def worker_factory(stack: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers with a fresh app id (consumer group); all are stopped afterwards."""
+    started: list[WorkerProcess] = []
+    app_id = f"test-{uuid.uuid4().hex[:8]}"
+
+    def make(**extra_env: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "CITYBRAIN_APP_ID": app_id,
+            "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
+            "CITYBRAIN_METRICS_PORT": "0",
+            "CITYBRAIN_LOG_FORMAT": "json",
+            **extra_env,
+        }
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
