@@ -55,6 +55,29 @@ class Settings(BaseSettings):
         description="Full libpq URL; when set it overrides the db_* fields (secret).",
     )
     db_pool_max: int = Field(8, description="Max connections in the worker's pool.")
+    db_mode: Literal["auto", "timescale", "plain"] = Field(
+        "auto",
+        description="Storage mode: TimescaleDB if the extension is available (auto), or forced.",
+    )
+    db_write_method: Literal["copy", "insert"] = Field(
+        "copy",
+        description="Batch writes by binary COPY into a staging table (copy) or by INSERT.",
+    )
+    grafana_reader_password: SecretStr = Field(
+        SecretStr("grafana-reader-dev"),
+        description="Password of the read-only grafana_reader role (secret).",
+    )
+    retention_events_days: int = Field(400, description="Keep events this long (0 = forever).")
+    retention_readings_days: int = Field(90, description="Keep sensor readings this long.")
+    retention_history_days: int = Field(
+        800, description="Keep incident and dispatch history this long."
+    )
+    compress_readings_after_days: int = Field(
+        2, description="TimescaleDB: compress reading chunks older than this (0 = never)."
+    )
+    compress_events_after_days: int = Field(
+        14, description="TimescaleDB: compress event chunks older than this (0 = never)."
+    )
     pg_bin_dir: Path | None = Field(
         None, description="Local stack only: PostgreSQL server binaries (auto-detected)."
     )
@@ -75,6 +98,11 @@ class Settings(BaseSettings):
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
+    kafka_session_timeout: float = Field(
+        30.0,
+        description="Seconds before a silent (killed) worker leaves the group and its "
+        "partitions move to another worker.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )

@@ -22,6 +22,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=1,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         web_enabled=True,

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
 from citybrain.settings import Settings
+from streams.sinks.timescale import BatchWriter
+
+set_json_dumps(orjson.dumps)
 
 _pool: AsyncConnectionPool | None = None
 _lock = asyncio.Lock()
@@ -25,6 +30,7 @@ async def get_pool(settings: Settings) -> AsyncConnectionPool:
                 settings.conninfo(),
                 min_size=1,
                 max_size=settings.db_pool_max,
+                timeout=5.0,  # a missing database shows up as a retry within seconds
                 check=AsyncConnectionPool.check_connection,
                 kwargs={"application_name": f"{settings.app_id}-worker"},
                 open=False,
@@ -32,6 +38,11 @@ async def get_pool(settings: Settings) -> AsyncConnectionPool:
             await pool.open(wait=False)
             _pool = pool
     return _pool
+
+
+async def get_writer(settings: Settings) -> BatchWriter:
+    """A batch writer on the process-wide pool, with the configured write method."""
+    return BatchWriter(await get_pool(settings), method=settings.db_write_method)
 
 
 async def close_pool() -> None:

@@ -48,7 +48,7 @@ def stack(settings: Settings) -> Settings:
     from citybrain.stack import up
 
     up(settings)
-    migrate(settings.conninfo())
+    migrate(settings)
     return settings
 
 
@@ -83,6 +83,12 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no offset commit on the way out."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -100,6 +106,7 @@ def worker_factory(stack: Settings, tmp_path: Path) -> Iterator[Callable[..., Wo
             "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
             "CITYBRAIN_METRICS_PORT": "0",
             "CITYBRAIN_LOG_FORMAT": "json",
+            "CITYBRAIN_KAFKA_SESSION_TIMEOUT": "8",
             **extra_env,
         }
         worker = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()

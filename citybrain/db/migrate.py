@@ -3,16 +3,26 @@
 Each file `NNNN_name.sql` runs once, in its own transaction, under an advisory lock so
 two migrators never race; `schema_migrations` records version, name and checksum. A file
 whose checksum changed after it was applied is an error, not a silent re-run.
+
+The storage mode (TimescaleDB or plain PostgreSQL) is chosen on the first run and recorded
+in `citybrain_meta`; after the migrations, the mode's policies, the roles and (plain mode)
+the partitions and views are brought up to date. Everything uses a single connection, so
+it also runs on servers that accept one connection at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
+from citybrain.db.maintain import MaintenanceReport, maintain
+from citybrain.db.modes import Mode, ModeError, choose_mode, render
+from citybrain.db.policies import timescale_policy_statements
+from citybrain.db.roles import apply_roles
+from citybrain.settings import Settings
 from schemas import migrations_dir
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -33,6 +43,19 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
+    @property
+    def filename(self) -> str:
+        return f"{self.version:04d}_{self.name}.sql"
+
+
+@dataclass
+class MigrateResult:
+    """What `migrate` did."""
+
+    mode: Mode
+    applied: list[Migration] = field(default_factory=list)
+    maintenance: MaintenanceReport = field(default_factory=MaintenanceReport)
+
 
 def load_migrations() -> list[Migration]:
     """All migration files, ordered by version; a malformed name is an error."""
@@ -51,52 +74,102 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def _ensure_table(conn: psycopg.Connection) -> None:
+def _ensure_tables(conn: psycopg.Connection) -> None:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS citybrain_meta (key text PRIMARY KEY, value text NOT NULL)"
+    )
 
 
 def applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
     """version -> (name, checksum) of the migrations already applied."""
-    _ensure_table(conn)
+    _ensure_tables(conn)
     rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
     return {int(v): (str(n), str(c)) for v, n, c in rows}
 
 
-def migrate(conninfo: str) -> list[Migration]:
-    """Apply the pending migrations; return the ones applied now (empty when up to date)."""
-    done: list[Migration] = []
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+def timescale_available(conn: psycopg.Connection) -> bool:
+    """True when the server can load the timescaledb extension."""
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def recorded_mode(conn: psycopg.Connection) -> Mode | None:
+    """The mode this database was migrated in, if any."""
+    _ensure_tables(conn)
+    row = conn.execute("SELECT value FROM citybrain_meta WHERE key = 'mode'").fetchone()
+    return row[0] if row else None
+
+
+def resolve_mode(conn: psycopg.Connection, requested: str) -> Mode:
+    """The mode to migrate in: the recorded one, which a setting may not contradict."""
+    have = recorded_mode(conn)
+    if have is not None:
+        if requested not in ("auto", have):
+            raise ModeError(
+                f"the database was created in {have} mode; CITYBRAIN_DB_MODE={requested} "
+                "cannot change that (dump and restore into a new database instead)"
+            )
+        return have
+    return choose_mode(requested, timescale_available(conn))
+
+
+def migrate(settings: Settings, conninfo: str | None = None) -> MigrateResult:
+    """Apply pending migrations, then policies, roles and maintenance. Safe to run twice."""
+    with psycopg.connect(conninfo or settings.conninfo(), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
         try:
-            have = applied(conn)
-            for migration in load_migrations():
-                if migration.version in have:
-                    if have[migration.version][1] != migration.checksum:
-                        raise MigrationError(
-                            f"migration {migration.version:04d}_{migration.name} changed after "
-                            "it was applied; add a new migration instead of editing it"
-                        )
-                    continue
-                try:
-                    with conn.transaction():
-                        conn.execute(migration.sql.encode())
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum) "
-                            "VALUES (%s, %s, %s)",
-                            (migration.version, migration.name, migration.checksum),
-                        )
-                except psycopg.Error as exc:
-                    raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} failed: {exc}"
-                    ) from exc
-                done.append(migration)
+            return _migrate_locked(conn, settings)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
-    return done
+
+
+def _migrate_locked(conn: psycopg.Connection, settings: Settings) -> MigrateResult:
+    try:
+        mode = resolve_mode(conn, settings.db_mode)
+    except ModeError as exc:
+        raise MigrationError(str(exc)) from exc
+    result = MigrateResult(mode=mode)
+    have = applied(conn)
+    for migration in load_migrations():
+        if migration.version in have:
+            if have[migration.version][1] != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.filename} changed after it was applied; "
+                    "add a new migration instead of editing it"
+                )
+            continue
+        try:
+            body = render(migration.sql, mode, migration.filename)
+            with conn.transaction():
+                conn.execute(body.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+                conn.execute(
+                    "INSERT INTO citybrain_meta (key, value) VALUES ('mode', %s) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    (mode,),
+                )
+        except (psycopg.Error, ModeError) as exc:
+            raise MigrationError(f"migration {migration.filename} failed: {exc}") from exc
+        result.applied.append(migration)
+    try:
+        if mode == "timescale":
+            for stmt in timescale_policy_statements(settings):
+                conn.execute(stmt.encode())
+        apply_roles(conn, settings)
+        result.maintenance = maintain(conn, mode, settings)
+    except psycopg.Error as exc:
+        raise MigrationError(f"applying policies and roles failed: {exc}") from exc
+    return result
 
 
 def current_version(conn: psycopg.Connection) -> int:

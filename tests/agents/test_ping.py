@@ -77,3 +77,43 @@ def test_pings_flow_from_the_topic_into_the_database(stack: Settings, worker_fac
             "SELECT count(*) FROM pipeline_pings WHERE ping_id = %s", (ids[0],)
         ).fetchone()
     assert row is not None and row[0] == 1
+
+
+def _send(settings: Settings, ids: list[str]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_list, acks="all")
+    now = datetime.now(UTC).isoformat()
+    for ping_id in ids:
+        producer.send(
+            TOPICS.ping.name,
+            key=ping_id.encode(),
+            value=orjson.dumps({"ping_id": ping_id, "sent_at": now}),
+        )
+    producer.flush()
+    producer.close()
+
+
+def test_offsets_wait_for_the_database_through_an_outage_and_a_kill(
+    stack: Settings, worker_factory: Any
+) -> None:
+    """The database goes away, the worker keeps the batch and retries; killed with -9 in
+    that state it must not have committed the offsets, so a new worker stores every ping."""
+    from citybrain.stack import PostgresService
+
+    run = uuid.uuid4().hex[:8]
+    worker = worker_factory()
+    _send(stack, [f"{run}-warmup"])
+    assert wait_for(lambda: _stored(stack, [f"{run}-warmup"]) != set(), 90), worker.log()[-3000:]
+
+    postgres = PostgresService(stack)
+    ids = [f"{run}-{i}" for i in range(50)]
+    postgres.down()
+    try:
+        _send(stack, ids)
+        assert wait_for(lambda: "database unavailable, retrying" in worker.log(), 30)
+        worker.kill()
+    finally:
+        postgres.up()
+    assert _stored(stack, ids) == set()
+
+    second = worker_factory()
+    assert wait_for(lambda: _stored(stack, ids) == set(ids), 120), second.log()[-3000:]

@@ -1,0 +1,75 @@
+"""Housekeeping that plain PostgreSQL mode needs and TimescaleDB does by itself.
+
+Plain mode: create partitions ahead of time, drop those past retention, refresh the
+dashboard views. TimescaleDB mode: its policies do all this; here only a manual refresh of
+the continuous aggregates is offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from citybrain.db.modes import Mode
+from citybrain.db.policies import AGGREGATES, time_tables
+from citybrain.settings import Settings
+
+
+@dataclass
+class MaintenanceReport:
+    """What one maintenance run did."""
+
+    partitions_created: int = 0
+    partitions_dropped: int = 0
+    refreshed: list[str] = field(default_factory=list)
+
+
+def maintain(
+    conn: psycopg.Connection, mode: Mode, settings: Settings, ahead_days: int = 7
+) -> MaintenanceReport:
+    """Run the plain-mode housekeeping (no-op parts in TimescaleDB mode). Autocommit conn."""
+    report = MaintenanceReport()
+    if mode == "timescale":
+        return report
+    for t in time_tables(settings):
+        row = conn.execute(
+            "SELECT citybrain_ensure_partitions(%s::regclass, %s::interval, "
+            "now() - interval '2 days', now() + make_interval(days => %s))",
+            (t.name, t.partition_step, ahead_days),
+        ).fetchone()
+        report.partitions_created += int(row[0]) if row else 0
+        if t.retention_days > 0:
+            row = conn.execute(
+                "SELECT citybrain_drop_partitions_before(%s::regclass, "
+                "now() - make_interval(days => %s))",
+                (t.name, t.retention_days),
+            ).fetchone()
+            report.partitions_dropped += int(row[0]) if row else 0
+    for agg in AGGREGATES:
+        refresh_view(conn, agg.name)
+        report.refreshed.append(agg.name)
+    return report
+
+
+def refresh_view(conn: psycopg.Connection, name: str) -> None:
+    """Refresh a plain-mode materialised view, concurrently once it has been populated."""
+    row = conn.execute(
+        "SELECT relispopulated FROM pg_class WHERE oid = %s::regclass", (name,)
+    ).fetchone()
+    concurrently = sql.SQL("CONCURRENTLY ") if row and row[0] else sql.SQL("")
+    conn.execute(
+        sql.SQL("REFRESH MATERIALIZED VIEW {}{}").format(concurrently, sql.Identifier(name))
+    )
+
+
+def refresh_continuous_aggregates(conn: psycopg.Connection) -> list[str]:
+    """TimescaleDB mode: refresh every continuous aggregate over all time (autocommit)."""
+    for agg in AGGREGATES:
+        conn.execute(
+            sql.SQL("CALL refresh_continuous_aggregate({}, NULL, NULL)").format(
+                sql.Literal(agg.name)
+            )
+        )
+    return [a.name for a in AGGREGATES]

@@ -1,0 +1,157 @@
+"""The batch writer: one transaction per batch, idempotent by key.
+
+`copy` method: binary COPY into a per-connection temporary staging table, then one
+`INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT` into the target; the last row of a
+key within a batch wins. `insert` method: the same upsert as a pipelined executemany, for
+servers without COPY FROM STDIN. Either way a batch lands completely or not at all, and
+writing it again changes nothing (DO NOTHING) or refreshes the same values (DO UPDATE).
+
+The caller retries transient errors (`streams.retry.retry_transient`) and acknowledges
+Kafka offsets only after `write` returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from schemas.tables import TableSpec
+
+Row = tuple[Any, ...]
+Method = Literal["copy", "insert"]
+Hook = Callable[[AsyncConnection[Any]], Awaitable[None]]
+
+
+def stage_name(spec: TableSpec) -> str:
+    return f"_stage_{spec.table}"
+
+
+def conflict_clause(spec: TableSpec) -> sql.Composed:
+    """`ON CONFLICT (key) DO NOTHING | DO UPDATE SET c = EXCLUDED.c, ...`."""
+    target = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    if not spec.update:
+        return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(target)
+    sets = sql.SQL(", ").join(
+        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in spec.update
+    )
+    return sql.SQL("ON CONFLICT ({}) DO UPDATE SET {}").format(target, sets)
+
+
+def upsert_from_stage_sql(spec: TableSpec) -> sql.Composed:
+    """INSERT from the staging table, one row per key (the last written wins)."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, spec.names))
+    key = sql.SQL(", ").join(map(sql.Identifier, spec.key))
+    return sql.SQL(
+        "INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} "
+        "ORDER BY {key}, _ord DESC {conflict}"
+    ).format(
+        table=sql.Identifier(spec.table),
+        cols=cols,
+        key=key,
+        stage=sql.Identifier(stage_name(spec)),
+        conflict=conflict_clause(spec),
+    )
+
+
+def upsert_values_sql(spec: TableSpec) -> sql.Composed:
+    """INSERT one row of values with the conflict clause."""
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) {}").format(
+        sql.Identifier(spec.table),
+        sql.SQL(", ").join(map(sql.Identifier, spec.names)),
+        sql.SQL(", ").join(sql.Placeholder() * len(spec.names)),
+        conflict_clause(spec),
+    )
+
+
+def last_per_key(spec: TableSpec, rows: Sequence[Row]) -> list[Row]:
+    """Rows deduplicated by key, keeping the last one of each key, in first-seen order."""
+    index = [spec.names.index(k) for k in spec.key]
+    latest: dict[tuple[Any, ...], Row] = {}
+    for row in rows:
+        latest[tuple(row[i] for i in index)] = row
+    return list(latest.values())
+
+
+@dataclass
+class WriteResult:
+    """Rows offered and rows that changed the table (the rest were already there)."""
+
+    offered: int
+    written: int
+
+
+class BatchWriter:
+    """Writes batches through a connection pool; see the module docstring."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        method: Method = "copy",
+        before_commit: Hook | None = None,
+    ) -> None:
+        self.pool = pool
+        self.method = method
+        self.before_commit = before_commit  # fault injection in tests
+
+    async def write(self, spec: TableSpec, rows: Sequence[Row]) -> WriteResult:
+        """One batch into one table, in one transaction."""
+        return (await self.write_many([(spec, rows)]))[0]
+
+    async def write_many(
+        self, batches: Sequence[tuple[TableSpec, Sequence[Row]]]
+    ) -> list[WriteResult]:
+        """Several tables in one transaction (e.g. events and their personal contacts)."""
+        results: list[WriteResult] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            for spec, rows in batches:
+                if not rows:
+                    results.append(WriteResult(0, 0))
+                    continue
+                if self.method == "copy":
+                    written = await self._copy_upsert(conn, spec, rows)
+                else:
+                    written = await self._insert_upsert(conn, spec, rows)
+                results.append(WriteResult(len(rows), written))
+            if self.before_commit is not None:
+                await self.before_commit(conn)
+        return results
+
+    async def _copy_upsert(
+        self, conn: AsyncConnection[Any], spec: TableSpec, rows: Sequence[Row]
+    ) -> int:
+        stage = sql.Identifier(stage_name(spec))
+        await conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, _ord int4) "
+                "ON COMMIT DELETE ROWS"
+            ).format(stage, sql.Identifier(spec.table))
+        )
+        cols = sql.SQL(", ").join(map(sql.Identifier, (*spec.names, "_ord")))
+        async with conn.cursor() as cur:
+            async with cur.copy(
+                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)
+            ) as copy:
+                copy.set_types([*spec.types, "int4"])
+                for ordinal, row in enumerate(rows):
+                    await copy.write_row((*row, ordinal))
+            await cur.execute(upsert_from_stage_sql(spec))
+            return max(cur.rowcount, 0)
+
+    async def _insert_upsert(
+        self, conn: AsyncConnection[Any], spec: TableSpec, rows: Sequence[Row]
+    ) -> int:
+        json_cols = [i for i, t in enumerate(spec.types) if t in ("json", "jsonb")]
+        unique = last_per_key(spec, rows)
+        if json_cols:
+            unique = [
+                tuple(Jsonb(v) if i in json_cols and v is not None else v for i, v in enumerate(r))
+                for r in unique
+            ]
+        async with conn.cursor() as cur:
+            await cur.executemany(upsert_values_sql(spec), unique)
+            return max(cur.rowcount, 0)
