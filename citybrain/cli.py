@@ -20,7 +20,9 @@ stack_app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+bench_app = typer.Typer(help="Benchmarks on the real local stack.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
 
 
 def _settings() -> Settings:
@@ -228,6 +230,36 @@ def db_maintain() -> None:
         f"partitions created {report.partitions_created}, dropped {report.partitions_dropped}; "
         f"refreshed {', '.join(report.refreshed)}"
     )
+
+
+# --- bench ---------------------------------------------------------------------------
+@bench_app.command("store")
+def bench_store(
+    rows: Annotated[int, typer.Option(help="Rows to write.")] = 500_000,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch (one transaction).")] = 5000,
+    concurrency: Annotated[int, typer.Option(help="Batches written in parallel.")] = 1,
+    method: Annotated[str, typer.Option(help="copy or insert.")] = "copy",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Sustained write rate into the events table and p99 batch commit time."""
+    import asyncio
+
+    import orjson
+
+    from citybrain.bench.report import format_table
+    from citybrain.bench.store import as_dict, run_store_bench
+
+    if method not in ("copy", "insert"):
+        raise _fail("--method is copy or insert")
+    result = asyncio.run(
+        run_store_bench(_settings(), rows, batch_size, concurrency, method)  # type: ignore[arg-type]
+    )
+    data = as_dict(result)
+    if json_out:
+        typer.echo(orjson.dumps(data).decode())
+        return
+    typer.echo(format_table([(k, v) for k, v in data.items()]))
+    typer.echo(f"target: >= 50000 rows/s -> {'met' if result.rows_per_s >= 50_000 else 'MISSED'}")
 
 
 # --- settings ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The batch writer: one transaction per batch, idempotent by key.
 
-`copy` method: binary COPY into a per-connection temporary staging table, then one
-`INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT` into the target; the last row of a
-key within a batch wins. `insert` method: the same upsert as a pipelined executemany, for
+`copy` method: the batch is deduplicated by key (the last row of a key wins) and COPYed
+(binary) straight into the table inside a savepoint; if a key already exists (a
+redelivery or replay) the savepoint rolls back and the batch goes by binary COPY into a
+per-connection temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT`. `insert` method: the same upsert as a pipelined executemany, for
 servers without COPY FROM STDIN. Either way a batch lands completely or not at all, and
 writing it again changes nothing (DO NOTHING) or refreshes the same values (DO UPDATE).
 
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -93,9 +95,12 @@ class BatchWriter:
         pool: AsyncConnectionPool,
         method: Method = "copy",
         before_commit: Hook | None = None,
+        optimistic: bool = True,
     ) -> None:
         self.pool = pool
         self.method = method
+        self.optimistic = optimistic
+        self.fallbacks = 0  # batches that met existing keys and took the upsert path
         self.before_commit = before_commit  # fault injection in tests
 
     async def write(self, spec: TableSpec, rows: Sequence[Row]) -> WriteResult:
@@ -124,23 +129,51 @@ class BatchWriter:
     async def _copy_upsert(
         self, conn: AsyncConnection[Any], spec: TableSpec, rows: Sequence[Row]
     ) -> int:
-        stage = sql.Identifier(stage_name(spec))
+        unique = last_per_key(spec, rows)
+        if self.optimistic:
+            # Fresh data (the common case) goes straight into the table; a key that is
+            # already there (redelivery, replay) rolls back to the savepoint and the batch
+            # takes the staging + upsert path instead.
+            try:
+                async with conn.transaction():
+                    await self._copy_rows(conn, spec.table, spec, unique, ordinal=False)
+                return len(unique)
+            except psycopg.errors.UniqueViolation:
+                self.fallbacks += 1
+        stage = stage_name(spec)
         await conn.execute(
             sql.SQL(
                 "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS, _ord int4) "
                 "ON COMMIT DELETE ROWS"
-            ).format(stage, sql.Identifier(spec.table))
+            ).format(sql.Identifier(stage), sql.Identifier(spec.table))
         )
-        cols = sql.SQL(", ").join(map(sql.Identifier, (*spec.names, "_ord")))
+        await self._copy_rows(conn, stage, spec, unique, ordinal=True)
         async with conn.cursor() as cur:
-            async with cur.copy(
-                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)
-            ) as copy:
-                copy.set_types([*spec.types, "int4"])
-                for ordinal, row in enumerate(rows):
-                    await copy.write_row((*row, ordinal))
             await cur.execute(upsert_from_stage_sql(spec))
             return max(cur.rowcount, 0)
+
+    @staticmethod
+    async def _copy_rows(
+        conn: AsyncConnection[Any],
+        table: str,
+        spec: TableSpec,
+        rows: Sequence[Row],
+        *,
+        ordinal: bool,
+    ) -> None:
+        names = (*spec.names, "_ord") if ordinal else spec.names
+        types = [*spec.types, "int4"] if ordinal else list(spec.types)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        async with conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.set_types(types)
+            if ordinal:
+                for number, row in enumerate(rows):
+                    await copy.write_row((*row, number))
+            else:
+                for row in rows:
+                    await copy.write_row(row)
 
     async def _insert_upsert(
         self, conn: AsyncConnection[Any], spec: TableSpec, rows: Sequence[Row]

@@ -145,3 +145,18 @@ def test_the_pool_recovers_from_a_database_restart(stack: Settings) -> None:
 
     asyncio.run(_with_pool(stack, body))
     assert count(stack, "events", "event_id", run) == (200, 200)
+
+
+def test_a_batch_overlapping_stored_rows_takes_the_upsert_path(stack: Settings) -> None:
+    run = f"o-{uuid.uuid4().hex[:8]}"
+    rows = event_rows(run, 400)
+
+    async def body(pool: AsyncConnectionPool) -> tuple[int, int]:
+        writer = BatchWriter(pool)
+        await writer.write(EVENTS, rows[:200])
+        result = await writer.write(EVENTS, rows[100:])  # 100 old keys, 200 new ones
+        return result.written, writer.fallbacks
+
+    written, fallbacks = asyncio.run(_with_pool(stack, body))
+    assert (written, fallbacks) == (200, 1)
+    assert count(stack, "events", "event_id", run) == (400, 400)

@@ -1,0 +1,1 @@
+"""Benchmarks behind `citybrain bench ...`: each prints a table and optionally JSON."""
