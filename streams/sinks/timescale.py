@@ -3,8 +3,9 @@
 `copy` method: the batch is deduplicated by key (the last row of a key wins) and COPYed
 (binary) straight into the table inside a savepoint; if a key already exists (a
 redelivery or replay) the savepoint rolls back and the batch goes by binary COPY into a
-per-connection temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT`. `insert` method: the same upsert as a pipelined executemany, for
-servers without COPY FROM STDIN. Either way a batch lands completely or not at all, and
+per-connection temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT`.
+`insert` method: the same upsert as a pipelined executemany, for servers without
+COPY FROM STDIN. Either way a batch lands completely or not at all, and
 writing it again changes nothing (DO NOTHING) or refreshes the same values (DO UPDATE).
 
 The caller retries transient errors (`streams.retry.retry_transient`) and acknowledges
