@@ -174,11 +174,12 @@ def db_status() -> None:
     """Schema version, TimescaleDB or plain PostgreSQL mode, table sizes, chunk counts."""
     import psycopg
 
+    from citybrain.db.connect import connect
     from citybrain.db.status import read_status
 
     settings = _settings()
     try:
-        with psycopg.connect(settings.conninfo(), connect_timeout=5) as conn:
+        with connect(settings, connect_timeout=5) as conn:
             st = read_status(conn, settings)
     except psycopg.Error as exc:
         raise _fail(f"cannot read {settings.safe_conninfo()}: {exc}") from exc
@@ -212,13 +213,12 @@ def _size(n: int) -> str:
 def db_maintain() -> None:
     """Plain mode: create partitions ahead, drop expired ones, refresh the dashboard views.
     TimescaleDB mode: refresh the continuous aggregates now (policies do the rest)."""
-    import psycopg
-
+    from citybrain.db.connect import connect
     from citybrain.db.maintain import maintain, refresh_continuous_aggregates
     from citybrain.db.migrate import recorded_mode
 
     settings = _settings()
-    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+    with connect(settings, autocommit=True) as conn:
         mode = recorded_mode(conn)
         if mode is None:
             raise _fail("the database is not migrated yet: run `citybrain db migrate`")

@@ -43,11 +43,11 @@ def check_kafka(settings: Settings) -> Check:
 
 
 def check_database(settings: Settings) -> Check:
-    import psycopg
+    from citybrain.db.connect import connect
 
     target = settings.safe_conninfo()
     try:
-        with psycopg.connect(settings.conninfo(), connect_timeout=4) as conn:
+        with connect(settings, connect_timeout=4) as conn:
             row = conn.execute("SHOW server_version").fetchone()
     except Exception as exc:
         return Check(
@@ -61,12 +61,11 @@ def check_database(settings: Settings) -> Check:
 
 
 def check_migrations(settings: Settings) -> Check:
-    import psycopg
-
+    from citybrain.db.connect import connect
     from citybrain.db.migrate import current_version, pending
 
     try:
-        with psycopg.connect(settings.conninfo(), connect_timeout=4) as conn:
+        with connect(settings, connect_timeout=4) as conn:
             todo = pending(conn)
             version = current_version(conn)
             conn.rollback()

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "copy",
         description="Batch writes by binary COPY into a staging table (copy) or by INSERT.",
     )
+    db_prepared_statements: bool = Field(
+        True,
+        description="Use server-side prepared statements; turn off behind PgBouncer in "
+        "transaction mode.",
+    )
     grafana_reader_password: SecretStr = Field(
         SecretStr("grafana-reader-dev"),
         description="Password of the read-only grafana_reader role (secret).",

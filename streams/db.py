@@ -12,6 +12,7 @@ import orjson
 from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
+from citybrain.db.connect import connection_kwargs
 from citybrain.settings import Settings
 from streams.sinks.timescale import BatchWriter
 
@@ -32,7 +33,7 @@ async def get_pool(settings: Settings) -> AsyncConnectionPool:
                 max_size=settings.db_pool_max,
                 timeout=5.0,  # a missing database shows up as a retry within seconds
                 check=AsyncConnectionPool.check_connection,
-                kwargs={"application_name": f"{settings.app_id}-worker"},
+                kwargs=connection_kwargs(settings),
                 open=False,
             )
             await pool.open(wait=False)

@@ -52,6 +52,54 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
+TSDB_DIR = PROJECT_ROOT / "deploy" / "local" / "timescale"
+
+
+@pytest.fixture(scope="session")
+def timescale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real TimescaleDB (the WebAssembly build) on a free port, in memory, migrated.
+
+    Settings point at it with the `insert` write method (its COPY FROM STDIN is broken).
+    Fails, never skips, when the Node packages are missing: bootstrap installs them."""
+    from citybrain.db.migrate import migrate
+
+    assert (TSDB_DIR / "node_modules").is_dir(), (
+        f"run deploy/local/bootstrap.sh: {TSDB_DIR}/node_modules is missing"
+    )
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("tsdb") / "server.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        ["node", "server.mjs"],
+        cwd=TSDB_DIR,
+        env={
+            **os.environ,
+            "CITYBRAIN_TSDB_PORT": str(port),
+            "CITYBRAIN_TSDB_DATA_DIR": "memory://",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ready = wait_for(
+            lambda: b"ready on" in log_path.read_bytes() or proc.poll() is not None, 120
+        )
+        assert ready and proc.poll() is None, log_path.read_text(errors="replace")
+        settings = Settings(
+            database_url=f"postgresql://postgres:any@127.0.0.1:{port}/postgres?sslmode=disable",
+            db_write_method="insert",
+            db_prepared_statements=False,  # one shared backend: prepared names would clash
+        )
+        migrate(settings)
+        yield settings
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class WorkerProcess:
     """A `citybrain worker` subprocess with its own consumer group and ports."""
 

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from citybrain.bench.report import percentile
+from citybrain.db.connect import connect, connection_kwargs
 from citybrain.settings import Settings
 from schemas.tables import EVENTS
 from streams.sinks.timescale import BatchWriter, Method
@@ -120,18 +120,22 @@ async def run_store_bench(
     print(f"generating {rows} rows ...", file=sys.stderr)
     data = make_rows(rows, run)
     batches = [data[i : i + batch_size] for i in range(0, rows, batch_size)]
-    with psycopg.connect(settings.conninfo()) as conn:
+    with connect(settings) as conn:
         row = conn.execute("SELECT value FROM citybrain_meta WHERE key = 'mode'").fetchone()
         mode = row[0] if row else "unknown"
     async with AsyncConnectionPool(
-        settings.conninfo(), min_size=concurrency, max_size=concurrency, open=False
+        settings.conninfo(),
+        min_size=concurrency,
+        max_size=concurrency,
+        open=False,
+        kwargs=connection_kwargs(settings),
     ) as pool:
         writer = BatchWriter(pool, method=method)
         print(f"writing {len(batches)} batches of {batch_size} ...", file=sys.stderr)
         seconds, commit_ms, _ = await _write_all(writer, batches, concurrency)
         print("writing the same batches again (idempotency) ...", file=sys.stderr)
         again_s, _, changed_again = await _write_all(writer, batches, concurrency)
-    with psycopg.connect(settings.conninfo()) as conn:
+    with connect(settings) as conn:
         conn.execute("DELETE FROM events WHERE event_id LIKE %s", (f"bench:{run}:%",))
     return StoreBenchResult(
         rows=rows,

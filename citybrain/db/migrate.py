@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from citybrain.db.connect import connection_kwargs
 from citybrain.db.maintain import MaintenanceReport, maintain
 from citybrain.db.modes import Mode, ModeError, choose_mode, render
 from citybrain.db.policies import timescale_policy_statements
@@ -122,7 +123,9 @@ def resolve_mode(conn: psycopg.Connection, requested: str) -> Mode:
 
 def migrate(settings: Settings, conninfo: str | None = None) -> MigrateResult:
     """Apply pending migrations, then policies, roles and maintenance. Safe to run twice."""
-    with psycopg.connect(conninfo or settings.conninfo(), autocommit=True) as conn:
+    with psycopg.connect(
+        conninfo or settings.conninfo(), autocommit=True, **connection_kwargs(settings)
+    ) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
         try:
             return _migrate_locked(conn, settings)
