@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
+    maintenance_interval: float = Field(
+        60.0,
+        description="Plain PostgreSQL mode: seconds between partition upkeep and refreshes "
+        "of the dashboard views by the worker.",
+    )
     kafka_session_timeout: float = Field(
         30.0,
         description="Seconds before a silent (killed) worker leaves the group and its "
