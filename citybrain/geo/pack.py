@@ -1,0 +1,213 @@
+"""City packs: layered boundary sets for one city, read from a folder (pure).
+
+A pack folder holds `pack.yaml` and GeoJSON files. Every geometry is converted from the
+pack's declared coordinate system to WGS-84, checked and, when invalid, repaired at load
+time (never at run time): empty or non-polygonal features are rejected naming the file
+and feature. Jurisdiction layers may be declared as groups of districts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from citybrain.config_errors import ConfigError, explain, load_yaml
+from citybrain.geo.crs import normalize_crs, to_wgs84
+
+PACKS_DIR = Path(__file__).parent / "packs"
+
+
+class LayerFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: str = Field(pattern=r"^(district|street|community|jurisdiction:[a-z0-9_-]+)$")
+    file: str
+    code_property: str = "code"
+    name_property: str = "name"
+    parent_property: str | None = None
+
+
+class Zone(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    name: str
+    districts: list[str] = Field(min_length=1)
+
+
+class JurisdictionGroups(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: str = Field(pattern=r"^jurisdiction:[a-z0-9_-]+$")
+    zones: list[Zone] = Field(min_length=1)
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: str
+    source: str
+    licence: str
+
+
+class GridSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cell_m: float = Field(500, gt=10, le=10_000)
+
+
+class PackSpec(BaseModel):
+    """The schema of `pack.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+    pack: str = Field(pattern=r"^[a-z0-9_-]+$")
+    city: str
+    version: int = Field(ge=1)
+    source_crs: str = "WGS-84"
+    sources: list[Source] = Field(min_length=1)
+    layers: list[LayerFile] = Field(min_length=1)
+    grid: GridSpec = GridSpec()
+    jurisdictions: list[JurisdictionGroups] = []
+
+
+@dataclass(frozen=True)
+class Region:
+    """One boundary: a code, a name, its parent's code, a WGS-84 (multi)polygon."""
+
+    layer: str
+    code: str
+    name: str
+    parent: str | None
+    geometry: BaseGeometry
+
+
+@dataclass
+class CityPack:
+    """A loaded, validated pack."""
+
+    spec: PackSpec
+    folder: Path
+    regions: dict[str, list[Region]]
+    checksum: str
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.regions)
+
+    def area(self) -> BaseGeometry:
+        """The city: the union of its districts."""
+        return shapely.union_all([r.geometry for r in self.regions["district"]])
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry:
+    """The polygonal part of a geometry (make_valid can return collections)."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _to_wgs84(geom: BaseGeometry, source_crs: str) -> BaseGeometry:
+    if normalize_crs(source_crs) == "WGS-84":
+        return geom
+
+    def convert(coords: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(coords[:, 0], coords[:, 1], source_crs)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(geom, convert)
+
+
+def read_layer(folder: Path, spec: LayerFile, source_crs: str, repaired: list[str]) -> list[Region]:
+    """Read, convert, check and repair one GeoJSON layer."""
+    path = folder / spec.file
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read GeoJSON: {exc}") from exc
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if not isinstance(features, list):
+        raise ConfigError(f"{path}: expected a GeoJSON FeatureCollection")
+    regions: list[Region] = []
+    seen: set[str] = set()
+    for number, feature in enumerate(features):
+        where = f"{path}: feature {number}"
+        props: dict[str, Any] = feature.get("properties") or {}
+        code = props.get(spec.code_property)
+        if code is None or str(code) == "":
+            raise ConfigError(f"{where}: property {spec.code_property!r} (the code) is missing")
+        code = str(code)
+        where = f"{where} ({code})"
+        if code in seen:
+            raise ConfigError(f"{where}: duplicate code")
+        seen.add(code)
+        try:
+            geom = shape(feature.get("geometry"))
+        except Exception as exc:
+            raise ConfigError(f"{where}: unreadable geometry: {exc}") from exc
+        if geom.is_empty:
+            raise ConfigError(f"{where}: empty geometry")
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ConfigError(f"{where}: {geom.geom_type} is not a polygon")
+        geom = _to_wgs84(geom, source_crs)
+        if not geom.is_valid:
+            reason = shapely.is_valid_reason(geom)
+            geom = _polygonal(shapely.make_valid(geom))
+            if geom.is_empty:
+                raise ConfigError(f"{where}: invalid geometry ({reason}) and no repair exists")
+            repaired.append(f"{spec.layer}:{code} ({reason})")
+        parent = props.get(spec.parent_property) if spec.parent_property else None
+        name = str(props.get(spec.name_property) or code)
+        regions.append(Region(spec.layer, code, name, str(parent) if parent else None, geom))
+    if not regions:
+        raise ConfigError(f"{path}: no features")
+    return regions
+
+
+def _groups(groups: JurisdictionGroups, districts: dict[str, Region], where: Path) -> list[Region]:
+    regions = []
+    for zone in groups.zones:
+        missing = [d for d in zone.districts if d not in districts]
+        if missing:
+            raise ConfigError(
+                f"{where}: {groups.layer} zone {zone.code}: unknown district codes {missing}"
+            )
+        geom = shapely.union_all([districts[d].geometry for d in zone.districts])
+        regions.append(Region(groups.layer, zone.code, zone.name, None, geom))
+    return regions
+
+
+def load_pack(folder: Path | str) -> CityPack:
+    """Load and validate a pack folder (or the name of a pack shipped with citybrain)."""
+    folder = Path(folder)
+    if not folder.exists() and (PACKS_DIR / str(folder)).is_dir():
+        folder = PACKS_DIR / str(folder)
+    manifest = folder / "pack.yaml"
+    if not manifest.is_file():
+        raise ConfigError(f"{folder}: no pack.yaml (is this a city pack folder?)")
+    raw, text = load_yaml(manifest)
+    try:
+        spec = PackSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise explain(manifest, text, exc) from exc
+    try:
+        normalize_crs(spec.source_crs)
+    except ValueError as exc:
+        raise ConfigError(f"{manifest}: source_crs: {exc}") from exc
+    digest = hashlib.sha256(text.encode())
+    repaired: list[str] = []
+    regions: dict[str, list[Region]] = {}
+    for layer in spec.layers:
+        regions[layer.layer] = read_layer(folder, layer, spec.source_crs, repaired)
+        digest.update((folder / layer.file).read_bytes())
+    if "district" not in regions:
+        raise ConfigError(f"{manifest}: layers: a pack needs a 'district' layer")
+    by_code = {r.code: r for r in regions["district"]}
+    for groups in spec.jurisdictions:
+        regions[groups.layer] = _groups(groups, by_code, manifest)
+    return CityPack(spec, folder, regions, digest.hexdigest(), repaired)
