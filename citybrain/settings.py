@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         90.0, description="Seconds to wait for each service to come up or go down."
     )
 
+    # --- Geo ---------------------------------------------------------------------
+    city_pack: str = Field(
+        "shanghai",
+        description="City pack: the name of a shipped pack or the path of a pack folder.",
+    )
+
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")

@@ -21,6 +21,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 from shapely.geometry.base import BaseGeometry
 
+from citybrain.geo.crs import normalize_crs, to_wgs84
 from citybrain.geo.pack import CityPack, Region
 
 M_PER_DEG_LAT = 111_320.0
@@ -125,11 +126,13 @@ class GeoIndex:
         self._flat_index = np.array([i for _, i in self._flat], dtype=np.int32)
 
     # --- the hot path --------------------------------------------------------------
-    def tag(self, lon: ArrayLike, lat: ArrayLike) -> GeoTags:
-        """Tag a batch of WGS-84 points with every layer."""
+    def tag(self, lon: ArrayLike, lat: ArrayLike, crs: str = "WGS-84") -> GeoTags:
+        """Tag a batch of points given in `crs` (converted to WGS-84) with every layer."""
         x = np.array(lon, dtype=np.float64)
         y = np.array(lat, dtype=np.float64)
-        swapped = self._fix_swapped(x, y)
+        swapped = self._fix_swapped(x, y)  # before conversion: the offset depends on order
+        if normalize_crs(crs) != "WGS-84":
+            x, y = to_wgs84(x, y, crs)
         cell = self.grid.cell_ids(x, y)
         on_grid = cell >= 0
         safe_cell = np.where(on_grid, cell, 0)
@@ -172,7 +175,9 @@ class GeoIndex:
         return GeoTags(x, y, in_area, swapped, cell, region)
 
     def _fix_swapped(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.bool_]:
+        margin = 0.05  # degrees: covers the GCJ-02 / BD-09 offsets
         minx, miny, maxx, maxy = self.bounds
+        minx, miny, maxx, maxy = minx - margin, miny - margin, maxx + margin, maxy + margin
         inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
         flipped = (y >= minx) & (y <= maxx) & (x >= miny) & (x <= maxy)
         swap = ~inside & flipped
@@ -193,6 +198,21 @@ class GeoIndex:
         hit = idx >= 0
         out[hit] = self.codes[layer][idx[hit]]
         return out
+
+    def grid_regions(self) -> list[Region]:
+        """The grid layer: every cell that touches the city, clipped to it."""
+        boxes = self.grid.boxes()
+        inside = np.flatnonzero(self.area_state == 1)
+        mixed = np.flatnonzero(self.area_state == MIXED)
+        clipped = shapely.intersection(boxes[mixed], self.area)
+        keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+        cells = np.concatenate([inside, mixed[keep]])
+        geoms = np.concatenate([boxes[inside], clipped[keep]])
+        order = np.argsort(cells)
+        return [
+            Region("grid", self.grid.code(int(c)), self.grid.code(int(c)), None, g)
+            for c, g in zip(cells[order], geoms[order], strict=True)
+        ]
 
     def grid_code(self, cell_id: int) -> str | None:
         return None if cell_id < 0 else self.grid.code(cell_id)

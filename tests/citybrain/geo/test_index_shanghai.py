@@ -65,6 +65,14 @@ def test_swapped_coordinates_are_detected_and_fixed(index: GeoIndex) -> None:
     assert index.code_of(tags, "district", 0) == "310115"
 
 
+def test_swapped_gcj02_is_fixed_before_conversion(index: GeoIndex) -> None:
+    swapped = index.tag([31.2218], [121.5447], crs="GCJ-02")
+    straight = index.tag([121.5447], [31.2218], crs="GCJ-02")
+    assert swapped.swapped.tolist() == [True]
+    assert (swapped.lon[0], swapped.lat[0]) == (straight.lon[0], straight.lat[0])
+    assert abs(straight.lon[0] - 121.5447) > 0.003  # the offset was removed
+
+
 def test_the_fast_path_agrees_with_plain_polygon_tests(index: GeoIndex) -> None:
     import shapely
 
