@@ -50,14 +50,14 @@ def import_pack(
     ).fetchone()
     if row is not None:
         if row[0] == pack.checksum:
-            counts = dict(
+            stored: dict[str, int] = dict(
                 conn.execute(
                     "SELECT layer, count(*) FROM boundaries WHERE set_code = %s AND version = %s "
                     "GROUP BY layer",
                     (spec.pack, spec.version),
                 ).fetchall()
             )
-            return ImportResult(spec.pack, spec.version, False, counts)
+            return ImportResult(spec.pack, spec.version, False, stored)
         raise ImportRefused(
             f"{pack.folder}/pack.yaml: version {spec.version} of {spec.pack!r} was imported "
             "with other content; bump `version` to import the change"
