@@ -374,6 +374,33 @@ def bench_geo(
     typer.echo(f"target: >= 500000 points/s -> {met}")
 
 
+@bench_app.command("address")
+def bench_address(
+    sample: Annotated[
+        str, typer.Option(help="Labelled TSV: text, expected_entry, district.")
+    ] = "tests/data/addresses_shanghai.tsv",
+    pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """The address matcher's match rate and accuracy on a labelled sample."""
+    from pathlib import Path
+
+    import orjson
+
+    from citybrain.bench.address import as_dict, run_address_bench
+    from citybrain.bench.report import format_table
+
+    result = run_address_bench(pack or _settings().city_pack, Path(sample))
+    data = as_dict(result)
+    if json_out:
+        typer.echo(orjson.dumps(data).decode())
+        return
+    misses = data.pop("misses")
+    typer.echo(format_table(list(data.items())))
+    for miss in misses:
+        typer.echo(f"  miss: {miss}")
+
+
 # --- settings ------------------------------------------------------------------------
 @app.command("settings")
 def show_settings(

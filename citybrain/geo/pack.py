@@ -72,6 +72,7 @@ class PackSpec(BaseModel):
     layers: list[LayerFile] = Field(min_length=1)
     grid: GridSpec = GridSpec()
     jurisdictions: list[JurisdictionGroups] = []
+    gazetteer: str | None = None
 
 
 @dataclass(frozen=True)
