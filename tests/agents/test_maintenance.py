@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 import pytest
 
@@ -12,16 +14,17 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_pass_refreshes_the_views(stack: Settings) -> None:
+    department = f"maint-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(stack.conninfo(), autocommit=True) as conn:
         conn.execute(
             "INSERT INTO dispatch_history (dispatch_id, at, status, department, incident_id, "
-            "on_time) VALUES ('m-d1', now(), 'resolved', 'maint-dept', 'm-i1', true) "
-            "ON CONFLICT DO NOTHING"
+            "on_time) VALUES ('m-d1', now(), 'resolved', %s, 'm-i1', true)",
+            (department,),
         )
     assert run_maintenance(stack).startswith("partitions")
     with psycopg.connect(stack.conninfo()) as conn:
         row = conn.execute(
-            "SELECT sum(resolved_on_time) FROM sla_daily WHERE department = 'maint-dept'"
+            "SELECT sum(resolved_on_time) FROM sla_daily WHERE department = %s", (department,)
         ).fetchone()
     assert row == (1,)
 
