@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         description="City pack: the name of a shipped pack or the path of a pack folder.",
     )
 
+    feeds_dir: str | None = Field(
+        None,
+        description="Extra folders of feed definitions (colon separated), read on worker "
+        "start after the built-in ones.",
+    )
+
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     import faust
 
 
+#: Dead letters keep at most this much of the original value (the broker's limit is ~1 MB;
+#: a record rejected for being too large must still fit in its dead letter).
+MAX_DEAD_LETTER_VALUE = 256 * 1024
+
+
 def dlq_topic_name(topic: str) -> str:
     """The dead-letter topic of a topic."""
     return f"{topic}.dlq"
@@ -84,10 +89,14 @@ async def send_dead_letter(
         feed=feed,
     )
     headers.append(("dlq.reason", reason.encode()))
+    value = mask_payload(message.value)
+    if value is not None and len(value) > MAX_DEAD_LETTER_VALUE:
+        headers.append(("dlq.value.truncated_from", str(len(value)).encode()))
+        value = value[:MAX_DEAD_LETTER_VALUE]
     await app.producer.send_and_wait(
         dlq_topic_name(message.topic),
         key=message.key,
-        value=mask_payload(message.value),
+        value=value,
         partition=None,
         timestamp=None,
         headers=headers,

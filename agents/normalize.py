@@ -1,0 +1,212 @@
+"""Stage `normalize`: one agent per feed. Raw records -> canonical events on events.v1,
+readings and callers' contacts into the database, rejects to `<raw topic>.dlq`.
+
+Thin: `citybrain.feeds.pipeline.normalize_batch` does the work. Per batch: write readings
+and contacts (one transaction), send the events and wait for the broker's acks, send the
+dead letters, store the devices' alarm state in the feed's table (changelogged, keyed by
+device id like the raw topic), and only then let `take_events` acknowledge the offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import faust
+from faust.types import TableT
+
+from citybrain.core.cells import correlation_key
+from citybrain.feeds.alarms import AlarmEvent, sweep
+from citybrain.feeds.definition import Feed, feed_folders, load_feeds
+from citybrain.feeds.pipeline import BatchOutput, RawRecord, alarm_event, normalize_batch
+from citybrain.geo.address import load_gazetteer
+from citybrain.geo.geotag import Geotagger, LocationRequest
+from citybrain.geo.index import GeoIndex
+from citybrain.geo.pack import load_pack
+from citybrain.logs import get_logger
+from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.settings import Settings, get_settings
+from schemas.events import Location, RawRef
+from schemas.feed_definition import SilenceRule, parse_duration
+from schemas.tables import PERSONAL_CONTACTS, READINGS
+from streams.app import app
+from streams.db import get_writer
+from streams.dlq import declare_dead_letter_topics, send_dead_letter
+from streams.retry import retry_transient
+from streams.topics import TOPICS, topic
+
+STAGE = "normalize"
+log = get_logger(__name__)
+settings = get_settings()
+FEEDS: list[Feed] = load_feeds(*feed_folders(settings.feeds_dir))
+_pack = load_pack(settings.city_pack)
+GEOTAGGER = Geotagger(GeoIndex(_pack), load_gazetteer(_pack))
+events_topic = topic(app, TOPICS.events)
+
+
+class TableView(Mapping[str, dict[str, Any]]):
+    """Read-only view of a Faust table for the pure pipeline."""
+
+    def __init__(self, table: TableT | None) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        value = self.table.get(key) if self.table is not None else None
+        if value is None:
+            raise KeyError(key)
+        return dict(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+async def _write(settings: Settings, out: BatchOutput) -> None:
+    writer = await get_writer(settings)
+    await writer.write_many([(READINGS, out.readings), (PERSONAL_CONTACTS, out.contacts)])
+
+
+async def process(feed: Feed, table: TableT | None, events: list[faust.EventT]) -> None:
+    """One batch of one feed (the agent's loop body)."""
+    started = time.perf_counter()
+    records = [
+        RawRecord(
+            e.message.value, e.message.topic, e.message.partition, e.message.offset, e.message.key
+        )
+        for e in events
+    ]
+    try:
+        out = normalize_batch(feed, records, GEOTAGGER, TableView(table), datetime.now(UTC))
+    except Exception:
+        log.exception("batch failed; retrying record by record", feed=feed.name)
+        out = BatchOutput()
+        for index, record in enumerate(records):
+            try:
+                one = normalize_batch(
+                    feed, [record], GEOTAGGER, TableView(table), datetime.now(UTC)
+                )
+            except Exception as exc:
+                await send_dead_letter(
+                    app,
+                    events[index],
+                    stage=STAGE,
+                    error=exc,
+                    reason="internal_error",
+                    feed=feed.name,
+                )
+                continue
+            out.events += one.events
+            out.readings += one.readings
+            out.contacts += one.contacts
+            out.rejects += [(index, r) for _, r in one.rejects]
+            out.states.update(one.states)
+            out.ok += one.ok
+    if out.readings or out.contacts:
+        await retry_transient(partial(_write, settings, out), what=f"{STAGE}-{feed.name}")
+    pending = []
+    for event in out.events:
+        key = correlation_key(event.location.lon, event.location.lat, event.location.district)
+        pending.append(await events_topic.send(key=key.encode(), value=event.to_json()))
+    for index, reject in out.rejects:
+        await send_dead_letter(
+            app, events[index], stage=STAGE, error=reject, reason=reject.reason, feed=feed.name
+        )
+    if pending:
+        await asyncio.gather(*pending)
+    if table is not None:
+        for device_id, state in out.states.items():
+            table[device_id] = state
+    RECORDS.labels(STAGE, "ok").inc(out.ok)
+    BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+def _register(feed: Feed) -> None:
+    raw_topic = app.topic(
+        feed.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+        internal=True,  # created at start-up when missing
+    )
+    table = None
+    if feed.definition.alarms:
+        table = app.Table(
+            f"alarm-state-{feed.name}",
+            default=None,
+            schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+            partitions=settings.topic_partitions,
+            use_partitioner=True,  # changelog partition by key hash, like the raw topic
+        )
+    declare_dead_letter_topics(app, feed.topic)
+    if table is not None:
+        _register_sweep(feed, table)
+
+    async def normalize(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(1000, within=0.2):  # type: ignore[attr-defined]
+            await process(feed, table, list(events))
+
+    normalize.__name__ = f"normalize_{feed.name.replace('-', '_')}"
+    app.agent(raw_topic, name=f"normalize-{feed.name}")(normalize)
+
+
+async def sweep_silent_devices(feed: Feed, table: TableT) -> int:
+    """The silence rule: devices of this worker's partitions quiet for too long."""
+    now = datetime.now(UTC)
+    found: list[tuple[str, dict[str, Any], AlarmEvent]] = []
+    for device_id, state in list(table.items()):
+        if not state:
+            continue
+        new_state, events = sweep(feed.definition, dict(state), str(device_id), now)
+        found += [(str(device_id), new_state, e) for e in events]
+    if not found:
+        return 0
+    tagger = Geotagger(GEOTAGGER.index, GEOTAGGER.gazetteer, feed.devices)
+    places = tagger.place([LocationRequest(device_id=d) for d, _, _ in found])
+    pending = []
+    for (device_id, new_state, alarm), place in zip(found, places, strict=True):
+        location = Location(
+            status="needs_location" if place.lon is None else place.location_status,
+            lon=place.lon,
+            lat=place.lat,
+            device_id=device_id,
+            method=place.method,
+            district=place.district,
+            grid_cell=place.grid_cell,
+            jurisdiction=dict(place.jurisdiction),
+        )
+        event = alarm_event(feed, alarm, location, RawRef(feed.topic, 0, 0, device_id), now)
+        key = correlation_key(location.lon, location.lat, location.district)
+        pending.append(await events_topic.send(key=key.encode(), value=event.to_json()))
+        table[device_id] = new_state
+    await asyncio.gather(*pending)
+    return len(found)
+
+
+def _register_sweep(feed: Feed, table: TableT) -> None:
+    silence = next((r for r in feed.definition.alarms if isinstance(r, SilenceRule)), None)
+    if silence is None:
+        return
+    interval = max(10.0, min(300.0, parse_duration(silence.after) / 6))
+
+    async def silence_sweep() -> None:
+        try:
+            count = await sweep_silent_devices(feed, table)
+            if count:
+                log.info("devices silent", feed=feed.name, count=count)
+        except Exception:
+            log.exception("silence sweep failed", feed=feed.name)
+
+    silence_sweep.__name__ = f"silence_sweep_{feed.name.replace('-', '_')}"
+    app.timer(interval=interval)(silence_sweep)
+
+
+for _feed in FEEDS:
+    _register(_feed)

@@ -1,0 +1,89 @@
+"""Stage `persist` (events): events.v1 -> the events hypertable, one idempotent batch write
+per batch; offsets acknowledged after the transaction."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import faust
+import orjson
+
+from citybrain.logs import get_logger
+from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.settings import Settings, get_settings
+from schemas.events import CanonicalEvent
+from schemas.tables import EVENTS
+from streams.app import app
+from streams.db import get_writer
+from streams.dlq import declare_dead_letter_topics, send_dead_letter
+from streams.retry import retry_transient
+from streams.topics import TOPICS, topic
+
+STAGE = "persist"
+log = get_logger(__name__)
+events_topic = topic(app, TOPICS.events)
+declare_dead_letter_topics(app, TOPICS.events.name)
+
+
+def event_row(e: CanonicalEvent) -> tuple[Any, ...]:
+    """A canonical event as a row of the events table (pure)."""
+    loc = e.location
+    attributes = dict(e.attributes)
+    if loc.jurisdiction:
+        attributes["jurisdiction_all"] = loc.jurisdiction
+    if e.kind != "report":
+        attributes["kind"] = e.kind
+    return (
+        e.event_id,
+        e.observed_at,
+        e.received_at,
+        e.source_kind,
+        e.feed,
+        e.category,
+        e.severity,
+        loc.lon,
+        loc.lat,
+        loc.source_crs,
+        loc.status,
+        loc.district,
+        loc.street,
+        loc.community,
+        loc.grid_cell,
+        ",".join(f"{k}:{v}" for k, v in sorted(loc.jurisdiction.items())) or None,
+        loc.device_id,
+        loc.address,
+        e.text,
+        attributes,
+        {
+            "topic": e.raw_ref.topic,
+            "partition": e.raw_ref.partition,
+            "offset": e.raw_ref.offset,
+            "kind": e.kind,
+        },
+    )
+
+
+async def _write(settings: Settings, rows: list[tuple[Any, ...]]) -> None:
+    writer = await get_writer(settings)
+    await writer.write(EVENTS, rows)
+
+
+@app.agent(events_topic, name="persist-events")
+async def persist_events(stream: faust.StreamT[bytes]) -> None:
+    settings = get_settings()
+    async for events in stream.take_events(2000, within=0.2):  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        rows = []
+        for event in events:
+            try:
+                rows.append(event_row(CanonicalEvent.from_json(event.message.value)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                await send_dead_letter(
+                    app, event, stage=STAGE, error=exc, reason="schema_violation"
+                )
+        if rows:
+            await retry_transient(partial(_write, settings, rows), what=STAGE)
+            RECORDS.labels(STAGE, "ok").inc(len(rows))
+        BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""Feeds: definitions (data), the pure normaliser, and alarm rules."""

@@ -1,0 +1,200 @@
+"""Alarm rules: readings of one device -> alarm and clear events (pure, state passed in).
+
+State is a JSON-able dict per device, kept by the normalize agent in a Faust table keyed
+by device id (the raw topics are keyed by device id, so state and records agree):
+
+    {"last_seen": epoch_s, "offline": bool,
+     "rules": {"<n>": {"since": epoch_s | None, "active": bool, "window": [[t, v], ...]}}}
+
+- threshold: value above (or below) a bound for at least `held_for` -> alarm; back within
+  the bound -> clear.
+- rate_of_change: the value rose by `rise` or more within `within` -> alarm; no longer ->
+  clear.
+- silence: no message for `after` -> device_offline (from `sweep`); the next message ->
+  device_online.
+Event ids are deterministic (feed, device, rule, kind, the reading's time), so replaying
+the same readings from the same state emits the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.feed_definition import (
+    FeedDefinition,
+    RateRule,
+    SilenceRule,
+    ThresholdRule,
+    parse_duration,
+)
+
+
+@dataclass(frozen=True)
+class AlarmEvent:
+    event_id: str
+    kind: str  # alarm, clear, device_offline, device_online
+    category: str
+    severity: int
+    device_id: str
+    observed_at: datetime
+    metric: str | None
+    value: float | None
+    rule: str
+
+
+def _ts(t: datetime) -> float:
+    return t.timestamp()
+
+
+def _id(feed: str, device: str, rule: int | str, kind: str, at: datetime) -> str:
+    return f"{feed}:{device}:r{rule}:{kind}:{int(_ts(at) * 1000)}"
+
+
+def evaluate(
+    definition: FeedDefinition,
+    state: dict[str, Any] | None,
+    device_id: str,
+    observed_at: datetime,
+    readings: Sequence[tuple[str, float, str]],
+) -> tuple[dict[str, Any], list[AlarmEvent]]:
+    """Apply one message's readings; return the new state and the events it causes."""
+    st: dict[str, Any] = dict(state or {"last_seen": None, "offline": False, "rules": {}})
+    st["rules"] = {k: dict(v) for k, v in (st.get("rules") or {}).items()}
+    out: list[AlarmEvent] = []
+    now = _ts(observed_at)
+    feed = definition.feed
+    if st.get("last_seen") is not None and now < float(st["last_seen"]):
+        # a late, out-of-order message: store the reading, but do not move rule state back
+        return st, out
+    if st.get("offline"):
+        silence = next((r for r in definition.alarms if isinstance(r, SilenceRule)), None)
+        st["offline"] = False
+        if silence is not None:
+            out.append(
+                AlarmEvent(
+                    _id(feed, device_id, "s", "device_online", observed_at),
+                    "device_online",
+                    silence.category,
+                    silence.severity,
+                    device_id,
+                    observed_at,
+                    None,
+                    None,
+                    "silence",
+                )
+            )
+    st["last_seen"] = now
+    values = {metric: value for metric, value, _ in readings}
+    for n, rule in enumerate(definition.alarms):
+        if isinstance(rule, SilenceRule):
+            continue
+        if rule.metric not in values:
+            continue
+        value = values[rule.metric]
+        rs = st["rules"].setdefault(str(n), {"since": None, "active": False, "window": []})
+        if isinstance(rule, ThresholdRule):
+            breach = (rule.above is not None and value > rule.above) or (
+                rule.below is not None and value < rule.below
+            )
+            if breach:
+                if rs["since"] is None:
+                    rs["since"] = now
+                if not rs["active"] and now - rs["since"] >= parse_duration(rule.held_for):
+                    rs["active"] = True
+                    out.append(
+                        AlarmEvent(
+                            _id(feed, device_id, n, "alarm", observed_at),
+                            "alarm",
+                            rule.category,
+                            rule.severity,
+                            device_id,
+                            observed_at,
+                            rule.metric,
+                            value,
+                            f"threshold#{n}",
+                        )
+                    )
+            else:
+                rs["since"] = None
+                if rs["active"]:
+                    rs["active"] = False
+                    out.append(
+                        AlarmEvent(
+                            _id(feed, device_id, n, "clear", observed_at),
+                            "clear",
+                            rule.category,
+                            rule.severity,
+                            device_id,
+                            observed_at,
+                            rule.metric,
+                            value,
+                            f"threshold#{n}",
+                        )
+                    )
+        elif isinstance(rule, RateRule):
+            horizon = now - parse_duration(rule.within)
+            window = [p for p in rs["window"] if p[0] >= horizon] + [[now, value]]
+            rs["window"] = window[-200:]
+            low = min(v for _, v in window)
+            rising = value - low >= rule.rise
+            if rising and not rs["active"]:
+                rs["active"] = True
+                out.append(
+                    AlarmEvent(
+                        _id(feed, device_id, n, "alarm", observed_at),
+                        "alarm",
+                        rule.category,
+                        rule.severity,
+                        device_id,
+                        observed_at,
+                        rule.metric,
+                        value,
+                        f"rate#{n}",
+                    )
+                )
+            elif not rising and rs["active"]:
+                rs["active"] = False
+                out.append(
+                    AlarmEvent(
+                        _id(feed, device_id, n, "clear", observed_at),
+                        "clear",
+                        rule.category,
+                        rule.severity,
+                        device_id,
+                        observed_at,
+                        rule.metric,
+                        value,
+                        f"rate#{n}",
+                    )
+                )
+    return st, out
+
+
+def sweep(
+    definition: FeedDefinition, state: dict[str, Any], device_id: str, now: datetime
+) -> tuple[dict[str, Any], list[AlarmEvent]]:
+    """The silence rule: called periodically for every known device."""
+    silence = next((r for r in definition.alarms if isinstance(r, SilenceRule)), None)
+    last = state.get("last_seen")
+    if silence is None or last is None or state.get("offline"):
+        return state, []
+    if _ts(now) - float(last) < parse_duration(silence.after):
+        return state, []
+    new = dict(state)
+    new["offline"] = True
+    last_seen = datetime.fromtimestamp(float(last), tz=UTC)
+    event = AlarmEvent(
+        _id(definition.feed, device_id, "s", "device_offline", last_seen),
+        "device_offline",
+        silence.category,
+        silence.severity,
+        device_id,
+        now,
+        None,
+        None,
+        "silence",
+    )
+    return new, [event]

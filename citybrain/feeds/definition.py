@@ -1,0 +1,100 @@
+"""Loading feed definitions: YAML files validated against `schemas.feed_definition`, with
+errors naming the file, line and field; the built-in feeds ship in `builtin/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from citybrain.config_errors import ConfigError, explain, load_yaml
+from citybrain.feeds.units import converter
+from citybrain.geo.devices import DeviceRegistry
+from schemas.feed_definition import FeedDefinition, parse_duration
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+@dataclass
+class Feed:
+    """A validated definition with what it needs at run time."""
+
+    definition: FeedDefinition
+    path: Path
+    zone: ZoneInfo
+    max_future_s: float
+    units: dict[str, tuple[float, float]]
+    devices: DeviceRegistry | None
+
+    @property
+    def name(self) -> str:
+        return self.definition.feed
+
+    @property
+    def topic(self) -> str:
+        return self.definition.source.topic
+
+    def sample_path(self) -> Path | None:
+        s = self.definition.samples
+        return self.path.parent / s if s else None
+
+
+def load_feed(path: Path) -> Feed:
+    """Validate one feed file; ConfigError lines are `file:line: field: message`."""
+    raw, text = load_yaml(path)
+    try:
+        definition = FeedDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise explain(path, text, exc) from exc
+    units = {}
+    for reading in definition.readings:
+        try:
+            units[reading.metric] = converter(reading.unit, reading.to_unit)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: readings.{reading.metric}: {exc}") from exc
+    devices = None
+    if definition.location.device_registry:
+        registry = path.parent / definition.location.device_registry
+        if not registry.is_file():
+            raise ConfigError(f"{path}: location.device_registry: {registry} does not exist")
+        devices = DeviceRegistry.from_csv(registry, definition.location.device_registry_crs)
+    return Feed(
+        definition=definition,
+        path=path,
+        zone=ZoneInfo(definition.observed_at.timezone),
+        max_future_s=parse_duration(definition.observed_at.max_future),
+        units=units,
+        devices=devices,
+    )
+
+
+def load_feeds(*folders: Path) -> list[Feed]:
+    """Every `*.yaml` feed in the folders (built-ins first); names and topics are unique."""
+    feeds: list[Feed] = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            feeds.append(load_feed(path))
+    seen: dict[str, Path] = {}
+    topics: dict[str, Path] = {}
+    for feed in feeds:
+        if feed.name in seen:
+            raise ConfigError(
+                f"{feed.path}: feed {feed.name!r} is also defined in {seen[feed.name]}"
+            )
+        if feed.topic in topics:
+            raise ConfigError(
+                f"{feed.path}: topic {feed.topic} is also read by {topics[feed.topic]}"
+            )
+        seen[feed.name] = feed.path
+        topics[feed.topic] = feed.path
+    return feeds
+
+
+def feed_folders(extra: str | None) -> list[Path]:
+    """The built-in folder plus `CITYBRAIN_FEEDS_DIR` folders (colon separated)."""
+    folders = [BUILTIN_DIR]
+    if extra:
+        folders += [Path(p) for p in extra.split(":") if p]
+    return folders

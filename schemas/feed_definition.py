@@ -1,0 +1,199 @@
+"""The schema of a feed definition file (YAML): how one vendor's records become canonical
+events and readings. Validated with pydantic; errors point at the file, line and field.
+
+A feed either reports events itself (each record is an alarm or a report: `event`), or
+sends telemetry (`readings`) that `alarms` rules turn into events, or both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'5m' -> 300.0 seconds."""
+    m = DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(Strict):
+    topic: str = Field(pattern=r"^raw\.[a-z0-9._-]+$")
+    key: str = Field("device_id", description="Which mapped field the record key carries.")
+    format: Literal["json", "csv"] = "json"
+    encoding: str = "utf-8"
+    csv_columns: list[str] | None = None
+    csv_delimiter: str = ","
+    max_bytes: int = Field(1_048_576, gt=0)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown text encoding {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _csv_needs_columns(self) -> Source:
+        if self.format == "csv" and not self.csv_columns:
+            raise ValueError("format csv needs csv_columns")
+        return self
+
+
+class Timestamp(Strict):
+    path: str
+    format: str = Field("iso8601", description="iso8601, epoch_s, epoch_ms or a strptime format")
+    timezone: str = "Asia/Shanghai"
+    max_future: str = "5m"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("max_future")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class Mapped(Strict):
+    """A value taken from the payload, optionally translated through a table."""
+
+    path: str | None = None
+    const: str | int | float | None = None
+    map: dict[str, str | int] | None = None
+    default: str | int | float | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Mapped:
+        if self.path is None and self.const is None:
+            raise ValueError("give a path or a const")
+        return self
+
+
+class Location(Strict):
+    lon: str | None = None
+    lat: str | None = None
+    crs: Literal["WGS-84", "GCJ-02", "BD-09"] = "WGS-84"
+    address: str | None = None
+    device_registry: str | None = Field(None, description="CSV next to the feed file.")
+    device_registry_crs: Literal["WGS-84", "GCJ-02", "BD-09"] = "WGS-84"
+
+
+class EventMapping(Strict):
+    """Each record is an event (alarm, clear or report)."""
+
+    id: list[str] = Field(min_length=1, description="Paths whose values identify the record.")
+    kind: Mapped = Mapped(const="alarm")
+    category: Mapped
+    severity: Mapped = Mapped(const=3)
+    text: str | None = None
+    caller_phone: str | None = None
+    attributes: dict[str, str] = {}
+
+
+class Reading(Strict):
+    metric: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    path: str
+    unit: str
+    to_unit: str | None = None
+
+
+class ThresholdRule(Strict):
+    rule: Literal["threshold"]
+    metric: str
+    above: float | None = None
+    below: float | None = None
+    held_for: str = "0s"
+    category: str
+    severity: int = Field(3, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _bound(self) -> ThresholdRule:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of above / below")
+        parse_duration(self.held_for)
+        return self
+
+
+class RateRule(Strict):
+    rule: Literal["rate_of_change"]
+    metric: str
+    rise: float = Field(gt=0, description="Alarm when the value rises by this much ...")
+    within: str = Field(description="... within this long.")
+    category: str
+    severity: int = Field(3, ge=1, le=4)
+
+    @field_validator("within")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class SilenceRule(Strict):
+    rule: Literal["silence"]
+    after: str
+    category: str = "device_offline"
+    severity: int = Field(4, ge=1, le=4)
+
+    @field_validator("after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+AlarmRule = Annotated[ThresholdRule | RateRule | SilenceRule, Field(discriminator="rule")]
+
+
+class FeedDefinition(Strict):
+    """The schema of `<feed>.yaml`."""
+
+    feed: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str
+    source_kind: Literal["iot", "hotline", "open311"]
+    source: Source
+    device_id: str | None = Field(None, description="Path of the device id.")
+    observed_at: Timestamp
+    location: Location = Location()
+    event: EventMapping | None = None
+    readings: list[Reading] = []
+    alarms: list[AlarmRule] = []
+    samples: str | None = Field(None, description="JSONL of sample payloads, next to the file.")
+
+    @model_validator(mode="after")
+    def _has_output(self) -> FeedDefinition:
+        if self.event is None and not self.readings:
+            raise ValueError("a feed needs `event` or `readings` (or both)")
+        metrics = {r.metric for r in self.readings}
+        for rule in self.alarms:
+            metric = getattr(rule, "metric", None)
+            if metric is not None and metric not in metrics:
+                raise ValueError(f"alarm rule on unknown metric {metric!r}")
+        if (self.readings or self.alarms) and self.device_id is None:
+            raise ValueError("readings and alarms need device_id")
+        return self
