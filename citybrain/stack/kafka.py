@@ -1,6 +1,6 @@
 """A single-node Apache Kafka in KRaft mode, run from the jars Maven resolves.
 
-Layout under `<data_dir>/kafka`: `server.properties` and `log4j.properties` (rewritten on
+Layout under `<data_dir>/kafka`: `server.properties` and `log4j2.properties` (rewritten on
 every start from the settings), `data/` (the KRaft log dirs, formatted once with a fixed
 cluster id), `kafka.pid`. Listeners bind to 127.0.0.1 only.
 """
@@ -32,7 +32,7 @@ SERVER_PROPERTIES = """\
 # Written by `citybrain stack up`; edit the settings, not this file.
 process.roles=broker,controller
 node.id={node_id}
-controller.quorum.voters={node_id}@{host}:{controller_port}
+controller.quorum.bootstrap.servers={host}:{controller_port}
 listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
 advertised.listeners=PLAINTEXT://{host}:{port}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -45,6 +45,8 @@ offsets.topic.replication.factor=1
 offsets.topic.num.partitions=8
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.hours=72
@@ -54,18 +56,25 @@ num.network.threads=2
 num.io.threads=4
 """
 
-LOG4J_PROPERTIES = """\
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.RollingFileAppender
-log4j.appender.file.File={log_file}
-log4j.appender.file.MaxFileSize=20MB
-log4j.appender.file.MaxBackupIndex=3
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
+LOG4J2_PROPERTIES = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log_file}
+appender.file.filePattern = {log_file}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
 """
 
 
@@ -159,7 +168,9 @@ class KafkaService:
                 partitions=self.settings.topic_partitions,
             )
         )
-        (self.root / "log4j.properties").write_text(LOG4J_PROPERTIES.format(log_file=self.log_file))
+        (self.root / "log4j2.properties").write_text(
+            LOG4J2_PROPERTIES.format(log_file=self.log_file)
+        )
         return props
 
     def classpath(self) -> str:
@@ -174,13 +185,14 @@ class KafkaService:
                 self.java(),
                 "-cp",
                 self.classpath(),
-                f"-Dlog4j.configuration=file:{self.root / 'log4j.properties'}",
+                f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
                 CLUSTER_ID,
                 "-c",
                 str(props),
+                "--standalone",  # a dynamic KRaft quorum of this one controller
                 "--ignore-formatted",
             ],
             capture_output=True,
@@ -227,7 +239,7 @@ class KafkaService:
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{self.root / 'log4j.properties'}",
+            f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.settings.resolved_log_dir}",
             "-cp",
             self.classpath(),

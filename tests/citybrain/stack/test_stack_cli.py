@@ -37,7 +37,7 @@ def test_stack_up_twice_then_status_shows_both_services(stack: Settings) -> None
     assert "postgres  running 127.0.0.1:" in status.stdout
     assert "kafka     running 127.0.0.1:" in status.stdout
     assert "broker_id: 1" in status.stdout
-    assert "version: 3.9" in status.stdout
+    assert "version: 4.4" in status.stdout
     assert "timescaledb:" in status.stdout
 
 
