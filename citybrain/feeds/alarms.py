@@ -60,9 +60,14 @@ def evaluate(
     observed_at: datetime,
     readings: Sequence[tuple[str, float, str]],
 ) -> tuple[dict[str, Any], list[AlarmEvent]]:
-    """Apply one message's readings; return the new state and the events it causes."""
-    st: dict[str, Any] = dict(state or {"last_seen": None, "offline": False, "rules": {}})
-    st["rules"] = {k: dict(v) for k, v in (st.get("rules") or {}).items()}
+    """Apply one message's readings; return the new state and the events it causes.
+
+    The state is updated in place (the caller owns it: `normalize_batch` copies a device's
+    state once per batch)."""
+    st: dict[str, Any] = (
+        state if state is not None else {"last_seen": None, "offline": False, "rules": {}}
+    )
+    st.setdefault("rules", {})
     out: list[AlarmEvent] = []
     now = _ts(observed_at)
     feed = definition.feed

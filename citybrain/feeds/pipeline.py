@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from citybrain.feeds.alarms import AlarmEvent, evaluate
 from citybrain.feeds.definition import Feed
 from citybrain.feeds.normalize import ParsedRecord, Reject, masked_phone, masked_text, parse
@@ -132,7 +134,9 @@ def normalize_batch(
             if rec.caller_phone:
                 out.contacts.append((rec.event_id, rec.caller_phone, None))
         if definition.alarms and rec.device_id is not None:
-            before = out.states.get(rec.device_id, states.get(rec.device_id))
+            before = out.states.get(rec.device_id)
+            if before is None and rec.device_id in states:
+                before = orjson.loads(orjson.dumps(states[rec.device_id]))  # our own copy
             state, alarms = evaluate(
                 definition, before, rec.device_id, rec.observed_at, rec.readings
             )

@@ -1,0 +1,179 @@
+"""`citybrain bench normalize`: the normalize stage's sustained rate on the telemetry path,
+with the real broker, the real database and a real worker process.
+
+A copy of the water-level feed reads a fresh topic; N simulated gauge messages are
+produced first, then a worker starts and the rate is taken from the readings landing in the
+database (each message holds two readings), between 10% and 90% of the run, so start-up
+is not counted. The worker's CPU time is read from /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from citybrain.db.connect import connect
+from citybrain.feeds.definition import BUILTIN_DIR
+from citybrain.settings import PROJECT_ROOT, Settings
+
+
+@dataclass
+class NormalizeBenchResult:
+    messages: int
+    workers: int
+    produce_per_s: float
+    records_per_s: float
+    readings_per_s: float
+    worker_cpu_cores: float
+    seconds_to_drain: float
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _readings(settings: Settings, feed: str) -> int:
+    with connect(settings) as conn:
+        row = conn.execute("SELECT count(*) FROM readings WHERE feed = %s", (feed,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_normalize_bench(
+    settings: Settings, messages: int, workers: int = 1
+) -> NormalizeBenchResult:
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    run = uuid.uuid4().hex[:8]
+    feed = f"bench-{run}"
+    topic = f"raw.iot.bench-{run}"
+    work = Path(tempfile.mkdtemp(prefix="citybrain-bench-"))
+    (work / "devices").mkdir()
+    shutil.copy(BUILTIN_DIR / "devices" / "water-level.csv", work / "devices" / "water-level.csv")
+    text = (BUILTIN_DIR / "water-level.yaml").read_text(encoding="utf-8")
+    text = (
+        text.replace("feed: water-level", f"feed: {feed}")
+        .replace("topic: raw.iot.water-level", f"topic: {topic}")
+        .replace("samples: samples/water-level.jsonl", "")
+    )
+    (work / f"{feed}.yaml").write_text(text, encoding="utf-8")
+    devices = [
+        line.split(",")[0]
+        for line in (work / "devices" / "water-level.csv").read_text().splitlines()[1:]
+    ]
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
+    admin.close()
+
+    print(f"producing {messages} gauge messages to {topic} ...", file=sys.stderr)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+    )
+    start_ts = datetime.now(UTC) - timedelta(hours=6)
+    t0 = time.perf_counter()
+    per_device = max(1, messages // len(devices))
+    for i in range(messages):
+        device = devices[i % len(devices)]
+        at = start_ts + timedelta(seconds=(i // len(devices)) * (21600 / per_device))
+        doc = {
+            "devId": device,
+            "ts": int(at.timestamp() * 1000),
+            "data": {"level": f"{10 + (i % 23):.1f}", "unit": "cm", "bat": 3.6},
+        }
+        producer.send(topic, key=device.encode(), value=json.dumps(doc).encode())
+    producer.flush()
+    produce_rate = messages / (time.perf_counter() - t0)
+    producer.close()
+
+    profile = os.environ.get("CITYBRAIN_BENCH_PROFILE")
+    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    procs = []
+    for n in range(workers):
+        env = {
+            **os.environ,
+            "CITYBRAIN_FEEDS_DIR": str(work),
+            "CITYBRAIN_APP_ID": f"bench-{run}",
+            "CITYBRAIN_METRICS_PORT": "0",
+            "CITYBRAIN_WORKER_WEB_PORT": str(_free_port()),
+            "CITYBRAIN_LOG_LEVEL": "WARNING",
+        }
+        log = (work / f"worker-{n}.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [*prefix, "-m", "citybrain.cli", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+            )
+        )
+    target = messages * 2
+    samples: list[tuple[float, int, float]] = []
+    started = time.perf_counter()
+    try:
+        while True:
+            count = _readings(settings, feed)
+            now = time.perf_counter()
+            cpu = sum(_cpu_seconds(p.pid) for p in procs if p.poll() is None)
+            samples.append((now, count, cpu))
+            print(f"\r  {count}/{target} readings stored", end="", file=sys.stderr, flush=True)
+            if count >= target or any(p.poll() is not None for p in procs) or now - started > 900:
+                break
+            time.sleep(0.5)
+    finally:
+        print(file=sys.stderr)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    if samples[-1][1] < target:
+        raise RuntimeError(f"a worker stopped early; see {work}/worker-*.log")
+    lo = next(s for s in samples if s[1] >= target * 0.1)
+    hi = next(s for s in samples if s[1] >= target * 0.9)
+    readings_rate = (hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-9)
+    cores = (hi[2] - lo[2]) / max(hi[0] - lo[0], 1e-9)
+    with connect(settings) as conn:
+        conn.execute("DELETE FROM readings WHERE feed = %s", (feed,))
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    admin.delete_topics([topic])
+    admin.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return NormalizeBenchResult(
+        messages=messages,
+        workers=workers,
+        produce_per_s=round(produce_rate),
+        records_per_s=round(readings_rate / 2),
+        readings_per_s=round(readings_rate),
+        worker_cpu_cores=round(cores, 2),
+        seconds_to_drain=round(samples[-1][0] - started, 1),
+    )
+
+
+def as_dict(result: NormalizeBenchResult) -> dict[str, Any]:
+    return asdict(result)

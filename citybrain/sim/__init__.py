@@ -1,0 +1,1 @@
+"""The city simulator: realistic raw traffic for every built-in feed, with ground truth."""

@@ -1,0 +1,349 @@
+"""Scenario generation (pure): a time-ordered list of raw vendor records with ground truth.
+
+Background: telemetry of every registered sensor (water level, manhole covers, noise, air
+quality) and occasional unrelated calls. Problems: one real-world problem reported by
+several sensors and callers within a radius and a time window (a burst water main: the
+nearest gauges rise and 3-7 calls about flooding within 40 minutes and 300 m; a fire: a
+smoke alarm and calls about smoke; a gas leak; a tilted manhole cover; a dark street).
+Near-misses: a different problem on the same street at the same time, which must not be
+fused. A fraction of records can be malformed on request. Simulated time runs in the
+past and ends now, so nothing is "in the future" for the normaliser.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from citybrain.geo.address import Gazetteer
+from citybrain.geo.crs import from_wgs84
+from citybrain.geo.devices import Device, DeviceRegistry
+
+SH = timedelta(hours=8)  # vendor clocks in Asia/Shanghai
+
+
+@dataclass
+class SimRecord:
+    at: datetime  # simulated observation time (UTC)
+    topic: str
+    key: str
+    value: bytes
+    truth: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    name: str
+    category: str
+    hotline_category: str
+    phrases: tuple[str, ...]
+    sensor: str | None  # which sensor feed reports it
+
+
+PROBLEMS = (
+    ProblemType(
+        "flooding",
+        "flooding",
+        "排水-道路积水",
+        (
+            "道路积水严重，车辆无法通行",
+            "积水已经没过脚踝",
+            "下水道冒水，路面大面积积水",
+            "水管爆裂，路上全是水",
+        ),
+        "water-level",
+    ),
+    ProblemType(
+        "fire",
+        "fire_smoke",
+        "消防-烟雾火情",
+        ("楼里冒出很多烟", "闻到烧焦的味道，有烟", "窗户里有明火和浓烟"),
+        "smoke-alarm",
+    ),
+    ProblemType(
+        "gas",
+        "gas_leak",
+        "燃气-燃气异味",
+        ("闻到很重的煤气味", "楼道里有燃气泄漏的味道"),
+        "gas-leak",
+    ),
+    ProblemType(
+        "manhole",
+        "manhole",
+        "市政-井盖缺失",
+        ("井盖翘起来了，很危险", "井盖不见了，有人差点掉下去"),
+        "manhole-cover",
+    ),
+    ProblemType(
+        "dark-street",
+        "streetlight_out",
+        "市政-路灯不亮",
+        ("一整排路灯都不亮", "路灯坏了，晚上很黑"),
+        "streetlight",
+    ),
+)
+NEAR_MISS = {
+    "flooding": "dark-street",
+    "fire": "manhole",
+    "gas": "dark-street",
+    "manhole": "flooding",
+    "dark-street": "manhole",
+}
+
+
+def _offset(lon: float, lat: float, metres: float, rng: random.Random) -> tuple[float, float]:
+    angle = rng.uniform(0, 2 * math.pi)
+    dist = metres * math.sqrt(rng.random())
+    dlat = dist * math.cos(angle) / 111_320
+    dlon = dist * math.sin(angle) / (111_320 * math.cos(math.radians(lat)))
+    return lon + dlon, lat + dlat
+
+
+def _vendor_time(t: datetime, fmt: str) -> str:
+    return (t + SH).strftime(fmt)
+
+
+def _phone(rng: random.Random) -> str:
+    return f"1{rng.choice('3578')}{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
+
+
+class Scenario:
+    """Builds the records; `build(events, span)` is deterministic for a seed."""
+
+    def __init__(
+        self,
+        registries: dict[str, DeviceRegistry],
+        gazetteer: Gazetteer,
+        seed: int = 7,
+        malformed: float = 0.0,
+        problem_share: float = 0.02,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.registries = registries
+        self.gazetteer = gazetteer
+        self.malformed = malformed
+        self.problem_share = problem_share
+        self.counter = 0
+        self.busy: set[str] = set()  # devices that report a problem: no background for them
+
+    # --- vendor payloads -----------------------------------------------------------------
+    def water_level(
+        self, d: Device, at: datetime, level_cm: float, truth: dict[str, Any]
+    ) -> SimRecord:
+        doc = {
+            "devId": d.device_id,
+            "ts": int(at.timestamp() * 1000),
+            "data": {"level": f"{level_cm:.1f}", "unit": "cm", "bat": 3.6},
+        }
+        return SimRecord(at, "raw.iot.water-level", d.device_id, json.dumps(doc).encode(), truth)
+
+    def manhole(self, d: Device, at: datetime, tilt: float, truth: dict[str, Any]) -> SimRecord:
+        doc = {
+            "imei": d.device_id,
+            "time": (at + SH).strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+            "tilt_deg": round(tilt, 1),
+            "water_immersion": 0,
+        }
+        return SimRecord(at, "raw.iot.manhole-cover", d.device_id, json.dumps(doc).encode(), truth)
+
+    def noise(self, d: Device, at: datetime, truth: dict[str, Any]) -> SimRecord:
+        doc = {
+            "sensorId": d.device_id,
+            "t": int(at.timestamp()),
+            "laeq": round(self.rng.gauss(58, 5), 1),
+        }
+        return SimRecord(at, "raw.iot.noise", d.device_id, json.dumps(doc).encode(), truth)
+
+    def smoke(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
+        self.counter += 1
+        serial = f"SM-SIM-{self.counter:07d}"
+        glon, glat = from_wgs84([lon], [lat], "GCJ-02")
+        doc = {
+            "deviceSerial": serial,
+            "alarmType": "1",
+            "alarmTime": _vendor_time(at, "%Y-%m-%d %H:%M:%S"),
+            "location": {"lng": round(float(glon[0]), 6), "lat": round(float(glat[0]), 6)},
+            "battery": self.rng.randint(20, 100),
+            "rssi": -self.rng.randint(70, 110),
+        }
+        truth = {**truth, "raw_id": f"smoke-alarm:{serial}:{doc['alarmTime']}:1"}
+        return SimRecord(at, "raw.iot.smoke-alarm", serial, json.dumps(doc).encode(), truth)
+
+    def gas(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
+        self.counter += 1
+        serial = f"GAS-SIM-{self.counter:07d}"
+        blon, blat = from_wgs84([lon], [lat], "BD-09")
+        when = _vendor_time(at, "%Y/%m/%d %H:%M:%S")
+        doc = {
+            "设备编号": serial,
+            "报警时间": when,
+            "报警类型": "燃气泄漏",
+            "浓度": str(self.rng.randint(15, 60)),
+            "单位": "%LEL",
+            "经度": round(float(blon[0]), 6),
+            "纬度": round(float(blat[0]), 6),
+        }
+        truth = {**truth, "raw_id": f"gas-leak:{serial}:{when}:燃气泄漏"}
+        return SimRecord(
+            at, "raw.iot.gas-leak", serial, json.dumps(doc, ensure_ascii=False).encode("gbk"), truth
+        )
+
+    def lamp(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
+        self.counter += 1
+        lamp = f"SL-SIM-{self.counter:07d}"
+        when = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        doc = {
+            "lampId": lamp,
+            "eventCode": "LAMP_OFF",
+            "eventTime": when,
+            "gps": {"lon": round(lon, 6), "lat": round(lat, 6)},
+            "circuit": "SIM",
+            "powerW": 0,
+        }
+        truth = {**truth, "raw_id": f"streetlight:{lamp}:{when}:LAMP_OFF"}
+        return SimRecord(at, "raw.iot.streetlight", lamp, json.dumps(doc).encode(), truth)
+
+    def call(
+        self, problem: ProblemType, lon: float, lat: float, at: datetime, truth: dict[str, Any]
+    ) -> SimRecord:
+        self.counter += 1
+        ticket = f"SIM{at.strftime('%Y%m%d')}{self.counter:07d}"
+        glon, glat = from_wgs84([lon], [lat], "GCJ-02")
+        with_coords = self.rng.random() < 0.7  # the desk geocoded most calls
+        doc = {
+            "ticketNo": ticket,
+            "acceptTime": _vendor_time(at, "%Y-%m-%d %H:%M:%S"),
+            "callerPhone": _phone(self.rng),
+            "channel": self.rng.choice(["电话", "微信", "APP"]),
+            "category": problem.hotline_category,
+            "urgency": self.rng.choice(["紧急", "一般", "特急"]),
+            "content": "市民来电反映：" + self.rng.choice(problem.phrases),
+            "address": "",
+            "lng": round(float(glon[0]), 6) if with_coords else None,
+            "lat": round(float(glat[0]), 6) if with_coords else None,
+        }
+        truth = {**truth, "raw_id": f"hotline-12345:{ticket}"}
+        return SimRecord(
+            at, "raw.hotline", ticket, json.dumps(doc, ensure_ascii=False).encode(), truth
+        )
+
+    def broken(self, record: SimRecord) -> SimRecord:
+        kind = self.rng.choice(["malformed_json", "missing_timestamp", "wrong_type"])
+        doc = record.value
+        if kind == "malformed_json":
+            value = doc[: max(1, len(doc) // 2)]
+        else:
+            try:
+                data = json.loads(doc.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return record
+            for k in ("ts", "time", "t", "alarmTime", "acceptTime", "eventTime"):
+                if k in data:
+                    if kind == "missing_timestamp":
+                        del data[k]
+                    else:
+                        data[k] = {"oops": True}
+            value = json.dumps(data, ensure_ascii=False).encode()
+        return SimRecord(
+            record.at,
+            record.topic,
+            record.key,
+            value,
+            {**record.truth, "malformed": kind, "problem_id": None},
+        )
+
+    # --- problems ------------------------------------------------------------------------
+    def problem(
+        self, number: int, kind: ProblemType, start: datetime
+    ) -> tuple[list[SimRecord], tuple[float, float]]:
+        pid = f"P{number:05d}-{kind.name}"
+        truth = {"problem_id": pid, "category": kind.category}
+        records: list[SimRecord] = []
+        if kind.sensor in ("water-level", "manhole-cover"):
+            reg = self.registries[kind.sensor]
+            device = self.rng.choice(
+                [d for d in reg.devices.values() if d.device_id not in self.busy]
+            )
+            self.busy.add(device.device_id)
+            lon, lat = device.lon, device.lat
+            for minute in range(0, 12):
+                at = start + timedelta(minutes=minute)
+                t = {**truth, "device_id": device.device_id}
+                if kind.sensor == "water-level":
+                    level = 30 + min(70, minute * 9) + self.rng.uniform(-2, 2)
+                    records.append(self.water_level(device, at, level, t))
+                elif minute in (1, 6):
+                    records.append(self.manhole(device, at, 25 + self.rng.uniform(0, 10), t))
+        else:
+            lon, lat = self._random_point()
+            at = start + timedelta(minutes=self.rng.uniform(0, 3))
+            if kind.sensor == "smoke-alarm":
+                records.append(self.smoke(lon, lat, at, truth))
+            elif kind.sensor == "gas-leak":
+                records.append(self.gas(lon, lat, at, truth))
+            elif kind.sensor == "streetlight":
+                for _ in range(self.rng.randint(1, 3)):
+                    plon, plat = _offset(lon, lat, 120, self.rng)
+                    records.append(self.lamp(plon, plat, at, truth))
+        for _ in range(self.rng.randint(3, 7)):
+            clon, clat = _offset(lon, lat, 300, self.rng)
+            at = start + timedelta(minutes=self.rng.uniform(0, 40))
+            records.append(self.call(kind, clon, clat, at, truth))
+        return records, (lon, lat)
+
+    def _random_point(self) -> tuple[float, float]:
+        reg = self.registries["manhole-cover"]
+        anchor = self.rng.choice(list(reg.devices.values()))  # urban, inside the city
+        return _offset(anchor.lon, anchor.lat, 800, self.rng)
+
+    # --- the whole run -------------------------------------------------------------------
+    def build(self, events: int, span: timedelta, end: datetime | None = None) -> list[SimRecord]:
+        end = end or datetime.now(UTC)
+        start = end - span
+        out: list[SimRecord] = []
+        n_problems = max(1, int(events * self.problem_share / 6))
+        margin = timedelta(minutes=45)
+        for number in range(n_problems):
+            kind = self.rng.choice(PROBLEMS)
+            t0 = start + (span - margin) * self.rng.random() if span > margin else start
+            records, (lon, lat) = self.problem(number, kind, t0)
+            out += records
+            if self.rng.random() < 0.3:  # a near-miss: another problem, same street, same time
+                other = next(p for p in PROBLEMS if p.name == NEAR_MISS[kind.name])
+                nlon, nlat = _offset(lon, lat, 150, self.rng)
+                pid = f"P{number:05d}-near-{other.name}"
+                at = t0 + timedelta(minutes=self.rng.uniform(0, 20))
+                out.append(
+                    self.call(
+                        other,
+                        nlon,
+                        nlat,
+                        at,
+                        {"problem_id": pid, "category": other.category, "near_miss_of": number},
+                    )
+                )
+        background = max(0, events - len(out))
+        devices = [
+            (feed, d)
+            for feed in ("water-level", "noise", "manhole-cover")
+            for d in self.registries[feed].devices.values()
+            if d.device_id not in self.busy
+        ]
+        for i in range(background):
+            feed, device = devices[i % len(devices)]
+            at = start + span * (i / max(1, background))
+            if feed == "water-level":
+                rec = self.water_level(device, at, self.rng.uniform(5, 40), {"problem_id": None})
+            elif feed == "noise":
+                rec = self.noise(device, at, {"problem_id": None})
+            else:
+                rec = self.manhole(device, at, self.rng.uniform(0, 3), {"problem_id": None})
+            if self.malformed and self.rng.random() < self.malformed:
+                rec = self.broken(rec)
+            out.append(rec)
+        out.sort(key=lambda r: r.at)
+        return out
