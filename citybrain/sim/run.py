@@ -37,7 +37,7 @@ def build_scenario(
     return Scenario(
         registries,
         load_gazetteer(pack),
-        seed=seed,  # type: ignore[arg-type]
+        seed=seed,
         malformed=malformed,
     ).build(events, span)
 

@@ -273,6 +273,11 @@ function pump(c) {
   while (c.queue.length > 0) {
     // after a batch's end, wait for its ReadyForQuery (the startup phase and COPY IN go on)
     if (c.started && c.pendingReady > 0 && !c.copyIn) return
+    if (c.queue[0].type === 'X') { // Terminate: the client leaves; no need to wait for a turn
+      c.queue.length = 0
+      c.backend.end()
+      return
+    }
     if (!acquire(c)) return
     const m = c.queue.shift()
     if (m.type === '' || ENDS_BATCH.has(m.type)) c.pendingReady++
