@@ -58,7 +58,7 @@ def _readings(settings: Settings, feed: str) -> int:
 
 
 def run_normalize_bench(
-    settings: Settings, messages: int, workers: int = 1
+    settings: Settings, messages: int, workers: int = 1, alarms: bool = True
 ) -> NormalizeBenchResult:
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
@@ -75,6 +75,8 @@ def run_normalize_bench(
         .replace("topic: raw.iot.water-level", f"topic: {topic}")
         .replace("samples: samples/water-level.jsonl", "")
     )
+    if not alarms:
+        text = text.split("alarms:")[0] + "\n"
     (work / f"{feed}.yaml").write_text(text, encoding="utf-8")
     devices = [
         line.split(",")[0]

@@ -278,6 +278,10 @@ function pump(c) {
       c.backend.end()
       return
     }
+    if (c.queue[0].type === 'H' && owner !== c) { // Flush with nothing pending: a no-op, and
+      c.queue.shift() // forwarding it would hold the backend (no ReadyForQuery follows it)
+      continue
+    }
     if (!acquire(c)) return
     const m = c.queue.shift()
     if (m.type === '' || ENDS_BATCH.has(m.type)) c.pendingReady++
