@@ -126,21 +126,61 @@ def worker() -> None:
 
 
 @app.command()
-def run() -> None:
-    """Start the stack, migrate the database, and run the worker in the foreground."""
+def run(
+    simulate_rate: Annotated[
+        float, typer.Option("--simulate", help="Simulated records/s sent meanwhile (0 = none).")
+    ] = 50.0,
+) -> None:
+    """Start the stack, migrate, import the city pack, and run the worker in the foreground,
+    with the city simulator sending traffic in the background."""
+    import subprocess
+    import sys
+
     stack_up()
     db_migrate()
     s = _settings()
+    try:
+        geo_import(s.city_pack)
+    except typer.Exit:
+        typer.secho("continuing with the boundary set already stored", fg="yellow", err=True)
+    sim_log = s.resolved_log_dir / "simulator.log"
+    simulator = None
+    if simulate_rate > 0:
+        sim_log.parent.mkdir(parents=True, exist_ok=True)
+        simulator = subprocess.Popen(  # an hour of traffic, city time 10x faster
+            [
+                sys.executable,
+                "-m",
+                "citybrain.cli",
+                "simulate",
+                "--rate",
+                str(simulate_rate),
+                "--duration",
+                "3600",
+                "--speed",
+                "10",
+                "--truth",
+                str(s.resolved_log_dir / "simulator-truth.jsonl"),
+            ],
+            stdout=sim_log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
     typer.echo(
         "\ncitybrain is starting. Where to look next:\n"
         f"  worker health   http://127.0.0.1:{s.worker_web_port}/\n"
         f"  metrics         http://127.0.0.1:{s.metrics_port}/metrics\n"
         f"  service logs    {s.resolved_log_dir}\n"
+        f"  simulator       {sim_log if simulator else 'off (--simulate 0)'}\n"
         f"  database        psql {s.safe_conninfo()}\n"
+        "                  e.g. SELECT feed, category, count(*) FROM events GROUP BY 1, 2;\n"
         "  stack status    citybrain stack status\n"
         "  stop            Ctrl-C here, then `citybrain stack down`\n"
     )
-    worker()
+    try:
+        worker()
+    finally:
+        if simulator is not None:
+            simulator.terminate()
 
 
 # --- simulate ----------------------------------------------------------------------------
