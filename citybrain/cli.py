@@ -22,6 +22,8 @@ db_app = typer.Typer(help="Database schema: migrations and status.", no_args_is_
 app.add_typer(stack_app, name="stack")
 feeds_app = typer.Typer(help="Feed definitions: list, validate, test.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
+correlate_app = typer.Typer(help="Correlation of reports into incidents.", no_args_is_help=True)
+app.add_typer(correlate_app, name="correlate")
 geo_app = typer.Typer(help="City packs and geo-tagging.", no_args_is_help=True)
 app.add_typer(geo_app, name="geo")
 bench_app = typer.Typer(help="Benchmarks on the real local stack.", no_args_is_help=True)
@@ -410,6 +412,31 @@ def feeds_test(
         f"{len(rejected)} rejected; {len(out.events)} events, "
         f"{len(out.readings)} readings"
     )
+
+
+# --- correlate ---------------------------------------------------------------------------
+@correlate_app.command("accuracy")
+def correlate_accuracy(
+    records: Annotated[int, typer.Option(help="Simulated raw records.")] = 6000,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 11,
+    hours: Annotated[float, typer.Option(help="Hours of city time.")] = 6.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Pairwise precision, recall and F1 of the fused incidents on the simulator's ground
+    truth (target: F1 >= 0.95 with precision >= 0.97)."""
+    import orjson
+
+    from citybrain.bench.report import format_table
+    from citybrain.correlation.accuracy import as_dict, evaluate
+
+    result = evaluate(records, seed, hours)
+    data = as_dict(result)
+    if json_out:
+        typer.echo(orjson.dumps(data).decode())
+        return
+    typer.echo(format_table(list(data.items())))
+    met = result.f1 >= 0.95 and result.precision >= 0.97
+    typer.echo(f"target: F1 >= 0.95 and precision >= 0.97 -> {'met' if met else 'MISSED'}")
 
 
 # --- geo -----------------------------------------------------------------------------

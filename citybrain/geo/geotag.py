@@ -92,10 +92,13 @@ class Geotagger:
                     status[i] = "unknown_device"
 
         # 3. addresses
+        coarse_district: dict[int, str] = {}
         for i, r in enumerate(requests):
             if method[i] is None and status[i] is None and r.address and self.gazetteer:
                 m = self.gazetteer.match(r.address)
                 confidence[i] = m.confidence
+                if m.district:
+                    coarse_district[i] = m.district  # kept even when not placed
                 if m.placed(self.threshold) and m.lon is not None and m.lat is not None:
                     lon[i], lat[i], method[i] = m.lon, m.lat, "address"
 
@@ -107,7 +110,13 @@ class Geotagger:
         layers = self.index.layers
         for i in range(n):
             if i not in position:
-                out.append(Placement(status[i] or "needs_location", match_confidence=confidence[i]))
+                out.append(
+                    Placement(
+                        status[i] or "needs_location",
+                        district=coarse_district.get(i),
+                        match_confidence=confidence[i],
+                    )
+                )
                 continue
             k = position[i]
             codes = {layer: self.index.code_of(tags, layer, k) for layer in layers}

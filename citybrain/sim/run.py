@@ -13,6 +13,7 @@ import orjson
 
 from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.geo.address import load_gazetteer
+from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
 from citybrain.sim.scenario import Scenario, SimRecord
@@ -39,6 +40,7 @@ def build_scenario(
         load_gazetteer(pack),
         seed=seed,
         malformed=malformed,
+        index=GeoIndex(pack),
     ).build(events, span)
 
 

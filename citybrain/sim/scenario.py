@@ -22,6 +22,7 @@ from typing import Any
 from citybrain.geo.address import Gazetteer
 from citybrain.geo.crs import from_wgs84
 from citybrain.geo.devices import Device, DeviceRegistry
+from citybrain.geo.index import GeoIndex
 
 SH = timedelta(hours=8)  # vendor clocks in Asia/Shanghai
 
@@ -121,8 +122,13 @@ class Scenario:
         seed: int = 7,
         malformed: float = 0.0,
         problem_share: float = 0.02,
+        index: GeoIndex | None = None,
     ) -> None:
         self.rng = random.Random(seed)
+        self.index = index
+        self.districts = {
+            code: name for name, code in gazetteer.districts.items() if name.endswith(("区", "县"))
+        }
         self.registries = registries
         self.gazetteer = gazetteer
         self.malformed = malformed
@@ -222,7 +228,7 @@ class Scenario:
             "category": problem.hotline_category,
             "urgency": self.rng.choice(["紧急", "一般", "特急"]),
             "content": "市民来电反映：" + self.rng.choice(problem.phrases),
-            "address": "",
+            "address": self._vague_address(lon, lat),
             "lng": round(float(glon[0]), 6) if with_coords else None,
             "lat": round(float(glat[0]), 6) if with_coords else None,
         }
@@ -294,6 +300,17 @@ class Scenario:
             at = start + timedelta(minutes=self.rng.uniform(0, 40))
             records.append(self.call(kind, clon, clat, at, truth))
         return records, (lon, lat)
+
+    def _vague_address(self, lon: float, lat: float) -> str:
+        """What a caller says without an exact address: the district and a vague place."""
+        district = self.districts.get(self._district_of(lon, lat) or "", "")
+        return district + self.rng.choice(["某小区门口", "附近马路上", "家楼下", "菜场旁边"])
+
+    def _district_of(self, lon: float, lat: float) -> str | None:
+        if self.index is None:
+            return None
+        tags = self.index.tag([lon], [lat])
+        return self.index.code_of(tags, "district", 0)
 
     def _random_point(self) -> tuple[float, float]:
         reg = self.registries["manhole-cover"]

@@ -1,0 +1,1 @@
+"""Correlation: fusing reports of one real-world problem into one incident (pure core)."""

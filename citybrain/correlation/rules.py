@@ -1,0 +1,56 @@
+"""Correlation rules as data (`rules.yaml`), validated with pydantic (pure)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from citybrain.config_errors import explain, load_yaml
+from schemas.feed_definition import parse_duration
+
+RULES_FILE = Path(__file__).with_name("rules.yaml")
+
+
+class Family(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "default"
+    categories: list[str] = []
+    radius_m: float = Field(gt=0)
+    window: str
+    sources: list[str] = ["iot", "hotline", "open311"]
+
+    @property
+    def window_s(self) -> float:
+        return parse_duration(self.window)
+
+
+class Rules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default: Family
+    families: list[Family]
+    text_similarity: float = Field(0.3, ge=0, le=1)
+
+    def family_of(self, category: str) -> Family:
+        for family in self.families:
+            if category in family.categories:
+                return family
+        return self.default
+
+    @property
+    def max_radius_m(self) -> float:
+        return max([self.default.radius_m] + [f.radius_m for f in self.families])
+
+
+def load_rules(path: Path = RULES_FILE) -> Rules:
+    raw, text = load_yaml(path)
+    try:
+        return Rules.model_validate(raw)
+    except ValidationError as exc:
+        raise explain(path, text, exc) from exc
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> Rules:
+    return load_rules()

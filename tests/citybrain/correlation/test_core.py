@@ -1,0 +1,154 @@
+"""The correlator's rules, table by table: fuse, keep apart, cross cell borders, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from citybrain.core.cells import cell_of
+from citybrain.correlation.accuracy import score
+from citybrain.correlation.core import Correlator, cells_within, distance_m
+from schemas.events import CanonicalEvent, Location, RawRef
+
+T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+M = 1 / 111_320  # one metre of latitude in degrees
+
+
+def ev(
+    eid: str,
+    category: str = "flooding",
+    *,
+    dlat_m: float = 0.0,
+    minutes: float = 0,
+    source: str = "hotline",
+    kind: str = "report",
+    lon: float = 121.5,
+    lat: float = 31.2,
+    status: str = "located",
+    district: str | None = "310115",
+    device: str | None = None,
+    text: str | None = None,
+    severity: int = 3,
+) -> CanonicalEvent:
+    located = status == "located"
+    return CanonicalEvent(
+        event_id=eid,
+        source_kind=source,
+        feed="f",
+        kind=kind,
+        category=category,
+        severity=severity,
+        observed_at=T0 + timedelta(minutes=minutes),
+        received_at=T0,
+        location=Location(
+            status=status,
+            lon=lon if located else None,
+            lat=lat + dlat_m * M if located else None,
+            district=district,
+            device_id=device,
+        ),
+        raw_ref=RawRef("t", 0, 0),
+        text=text,
+    )
+
+
+def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
+    c = Correlator()
+    groups: dict[str, list[str]] = {}
+    for e in events:
+        change = c.add(e)
+        if change is not None:
+            groups.setdefault(change.incident.incident_id, []).append(e.event_id)
+    return sorted(groups.values())
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # a water-level alarm and calls about flooding nearby: one incident
+        (
+            [
+                ev("a", source="iot", kind="alarm"),
+                ev("b", dlat_m=200, minutes=10),
+                ev("c", dlat_m=-150, minutes=30),
+            ],
+            [["a", "b", "c"]],
+        ),
+        # same place, different problem (a dark street next to the flood): two incidents
+        ([ev("a"), ev("b", "streetlight_out", dlat_m=50, minutes=5)], [["a"], ["b"]]),
+        # too far apart
+        ([ev("a"), ev("b", dlat_m=1500, minutes=5)], [["a"], ["b"]]),
+        # too long after
+        ([ev("a"), ev("b", dlat_m=10, minutes=200)], [["a"], ["b"]]),
+        # reports spread around the problem chain to their nearest neighbour (single link)
+        (
+            [ev("a"), ev("b", dlat_m=400, minutes=5), ev("c", dlat_m=800, minutes=9)],
+            [["a", "b", "c"]],
+        ),
+        # a device's clear follows its alarm; a clear with no alarm opens nothing
+        (
+            [
+                ev("a", "fire_smoke", source="iot", kind="alarm", device="S1"),
+                ev("b", "fire_smoke", source="iot", kind="clear", device="S1", minutes=9),
+                ev("c", "fire_smoke", source="iot", kind="clear", device="S2", minutes=9),
+            ],
+            [["a", "b"]],
+        ),
+        # a vague call joins the only located incident of its family in its district
+        ([ev("a"), ev("v", status="needs_location", minutes=5)], [["a", "v"]]),
+        # ... but not when two could be meant, nor another vague call
+        (
+            [
+                ev("a"),
+                ev("b", dlat_m=3000),
+                ev("v", status="needs_location", minutes=5),
+                ev("w", status="needs_location", minutes=6),
+            ],
+            [["a"], ["b"], ["v"], ["w"]],
+        ),
+    ],
+)
+def test_fusion_rules(events: list[CanonicalEvent], expected: list[list[str]]) -> None:
+    assert incidents(events) == sorted(expected)
+
+
+def test_an_event_just_across_a_cell_border_finds_the_incident() -> None:
+    border = 31.21  # a cell edge (0.01 degree rows)
+    a = ev("a", lat=border - 30 * M)
+    b = ev("b", lat=border + 30 * M, minutes=3)
+    assert cell_of(a.location.lon, a.location.lat) != cell_of(b.location.lon, b.location.lat)
+    assert incidents([a, b]) == [["a", "b"]]
+    cells = cells_within(121.5, border + 30 * M, 300)
+    assert cell_of(121.5, border - 30 * M) in cells
+
+
+def test_the_same_event_twice_changes_nothing() -> None:
+    c = Correlator()
+    first = c.add(ev("a"))
+    assert first is not None and first.opened
+    assert c.add(ev("a")) is None
+    assert first.incident.reports == {"hotline": 1}
+
+
+def test_priority_is_the_highest_of_the_reports() -> None:
+    c = Correlator()
+    c.add(ev("a", severity=3))
+    change = c.add(ev("b", dlat_m=20, minutes=2, severity=1))
+    assert change is not None and change.incident.priority == 1
+
+
+def test_expiry_keeps_state_bounded() -> None:
+    c = Correlator()
+    c.add(ev("a"))
+    assert c.expire(T0 + timedelta(minutes=100)) == 0
+    assert c.expire(T0 + timedelta(hours=4)) == 1
+    assert c.by_cell == {}
+
+
+def test_pairwise_scores() -> None:
+    truth = {"a": "P1", "b": "P1", "c": "P2"}
+    assert score({"a": "I", "b": "I", "c": "J"}, truth) == (1.0, 1.0, 1.0)
+    p, r, f = score({"a": "I", "b": "I", "c": "I"}, truth)
+    assert (round(p, 3), r, round(f, 3)) == (0.333, 1.0, 0.5)
+    assert distance_m(121.5, 31.2, 121.5, 31.2 + 100 * M) == pytest.approx(100, rel=1e-3)
