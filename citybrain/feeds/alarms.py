@@ -25,7 +25,6 @@ from typing import Any
 
 from schemas.feed_definition import (
     FeedDefinition,
-    RateRule,
     SilenceRule,
     ThresholdRule,
     parse_duration,
@@ -100,81 +99,36 @@ def evaluate(
             continue
         value = values[rule.metric]
         rs = st["rules"].setdefault(str(n), {"since": None, "active": False, "window": []})
+        label = f"{'threshold' if isinstance(rule, ThresholdRule) else 'rate'}#{n}"
         if isinstance(rule, ThresholdRule):
             breach = (rule.above is not None and value > rule.above) or (
                 rule.below is not None and value < rule.below
             )
-            if breach:
-                if rs["since"] is None:
-                    rs["since"] = now
-                if not rs["active"] and now - rs["since"] >= parse_duration(rule.held_for):
-                    rs["active"] = True
-                    out.append(
-                        AlarmEvent(
-                            _id(feed, device_id, n, "alarm", observed_at),
-                            "alarm",
-                            rule.category,
-                            rule.severity,
-                            device_id,
-                            observed_at,
-                            rule.metric,
-                            value,
-                            f"threshold#{n}",
-                        )
-                    )
-            else:
-                rs["since"] = None
-                if rs["active"]:
-                    rs["active"] = False
-                    out.append(
-                        AlarmEvent(
-                            _id(feed, device_id, n, "clear", observed_at),
-                            "clear",
-                            rule.category,
-                            rule.severity,
-                            device_id,
-                            observed_at,
-                            rule.metric,
-                            value,
-                            f"threshold#{n}",
-                        )
-                    )
-        elif isinstance(rule, RateRule):
+            rs["since"] = (rs["since"] if rs["since"] is not None else now) if breach else None
+            firing = breach and now - rs["since"] >= parse_duration(rule.held_for)
+            # once alarmed, the alarm holds until the value is back within the bound
+            firing = firing or (breach and rs["active"])
+        else:
             horizon = now - parse_duration(rule.within)
             window = [p for p in rs["window"] if p[0] >= horizon] + [[now, value]]
             rs["window"] = window[-200:]
-            low = min(v for _, v in window)
-            rising = value - low >= rule.rise
-            if rising and not rs["active"]:
-                rs["active"] = True
-                out.append(
-                    AlarmEvent(
-                        _id(feed, device_id, n, "alarm", observed_at),
-                        "alarm",
-                        rule.category,
-                        rule.severity,
-                        device_id,
-                        observed_at,
-                        rule.metric,
-                        value,
-                        f"rate#{n}",
-                    )
+            firing = value - min(v for _, v in window) >= rule.rise
+        if firing != rs["active"]:
+            rs["active"] = firing
+            kind = "alarm" if firing else "clear"
+            out.append(
+                AlarmEvent(
+                    _id(feed, device_id, n, kind, observed_at),
+                    kind,
+                    rule.category,
+                    rule.severity,
+                    device_id,
+                    observed_at,
+                    rule.metric,
+                    value,
+                    label,
                 )
-            elif not rising and rs["active"]:
-                rs["active"] = False
-                out.append(
-                    AlarmEvent(
-                        _id(feed, device_id, n, "clear", observed_at),
-                        "clear",
-                        rule.category,
-                        rule.severity,
-                        device_id,
-                        observed_at,
-                        rule.metric,
-                        value,
-                        f"rate#{n}",
-                    )
-                )
+            )
     return st, out
 
 

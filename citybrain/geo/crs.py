@@ -10,6 +10,7 @@ box the offset is not applied (the usual convention).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -81,22 +82,35 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
     return np.where(inside, lon_a + dlon, lon_a), np.where(inside, lat_a + dlat, lat_a)
 
 
+def _invert(
+    forward: Callable[[Floats, Floats], tuple[Floats, Floats]],
+    target_lon: Floats,
+    target_lat: Floats,
+    start_lon: Floats,
+    start_lat: Floats,
+    tolerance: float,
+    max_rounds: int,
+) -> tuple[Floats, Floats]:
+    """Fixed-point inversion of a small offset: x <- x - (forward(x) - target)."""
+    x, y = start_lon, start_lat
+    for _ in range(max_rounds):
+        f_lon, f_lat = forward(x, y)
+        e_lon, e_lat = f_lon - target_lon, f_lat - target_lat
+        x, y = x - e_lon, y - e_lat
+        if (
+            max(float(np.max(np.abs(e_lon), initial=0)), float(np.max(np.abs(e_lat), initial=0)))
+            < tolerance
+        ):
+            break
+    return x, y
+
+
 def gcj02_to_wgs84(
     lon: ArrayLike, lat: ArrayLike, tolerance: float = 1e-10, max_rounds: int = 30
 ) -> tuple[Floats, Floats]:
     """Invert the GCJ-02 offset by fixed-point iteration (converges in a few rounds)."""
     g_lon, g_lat = _arrays(lon, lat)
-    w_lon, w_lat = g_lon.copy(), g_lat.copy()
-    for _ in range(max_rounds):
-        f_lon, f_lat = wgs84_to_gcj02(w_lon, w_lat)
-        e_lon, e_lat = f_lon - g_lon, f_lat - g_lat
-        w_lon, w_lat = w_lon - e_lon, w_lat - e_lat
-        if (
-            float(np.max(np.abs(e_lon), initial=0)) < tolerance
-            and float(np.max(np.abs(e_lat), initial=0)) < tolerance
-        ):
-            break
-    return w_lon, w_lat
+    return _invert(wgs84_to_gcj02, g_lon, g_lat, g_lon.copy(), g_lat.copy(), tolerance, max_rounds)
 
 
 def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
@@ -114,17 +128,9 @@ def bd09_to_gcj02(
     x, y = b_lon - 0.0065, b_lat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    g_lon, g_lat = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(max_rounds):
-        f_lon, f_lat = gcj02_to_bd09(g_lon, g_lat)
-        e_lon, e_lat = f_lon - b_lon, f_lat - b_lat
-        g_lon, g_lat = g_lon - e_lon, g_lat - e_lat
-        if (
-            float(np.max(np.abs(e_lon), initial=0)) < tolerance
-            and float(np.max(np.abs(e_lat), initial=0)) < tolerance
-        ):
-            break
-    return g_lon, g_lat
+    return _invert(
+        gcj02_to_bd09, b_lon, b_lat, z * np.cos(theta), z * np.sin(theta), tolerance, max_rounds
+    )
 
 
 def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str) -> tuple[Floats, Floats]:
