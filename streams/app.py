@@ -13,10 +13,13 @@ from citybrain.settings import Settings, get_settings
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured for citybrain."""
+    datadir = settings.data_dir / "faust" / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.app_id,
         broker=settings.kafka_broker_url,
         autodiscover=False,
+        datadir=str(datadir),  # under the data folder, not the working directory
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
