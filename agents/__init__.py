@@ -1,6 +1,6 @@
 """The stages, one module each. An agent is a thin loop: take a batch, call pure
 functions, emit. Importing this package registers every agent on `streams.app.app`."""
 
-from agents import maintenance, normalize, persist, ping
+from agents import correlate, maintenance, normalize, persist, ping
 
-__all__ = ["maintenance", "normalize", "persist", "ping"]
+__all__ = ["correlate", "maintenance", "normalize", "persist", "ping"]

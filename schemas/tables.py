@@ -100,6 +100,57 @@ DISPATCH_HISTORY = TableSpec(
     key=("dispatch_id", "at", "status"),
 )
 
+INCIDENTS = TableSpec(
+    "incidents",
+    (
+        ("incident_id", "text"),
+        ("category", "text"),
+        ("priority", "int2"),
+        ("status", "text"),
+        ("first_seen", "timestamptz"),
+        ("last_seen", "timestamptz"),
+        ("report_counts", "jsonb"),
+        ("reports_total", "int4"),
+        ("lon", "float8"),
+        ("lat", "float8"),
+        ("location_status", "text"),
+        ("district", "text"),
+        ("grid_cell", "text"),
+        ("jurisdiction", "text"),
+        ("updated_at", "timestamptz"),
+        ("version", "int8"),
+    ),
+    key=("incident_id",),
+    update=(
+        "category",
+        "priority",
+        "status",
+        "first_seen",
+        "last_seen",
+        "report_counts",
+        "reports_total",
+        "lon",
+        "lat",
+        "location_status",
+        "district",
+        "grid_cell",
+        "jurisdiction",
+        "updated_at",
+        "version",
+    ),
+)
+
+INCIDENT_REPORTS = TableSpec(
+    "incident_reports",
+    (
+        ("event_id", "text"),
+        ("incident_id", "text"),
+        ("source_kind", "text"),
+        ("observed_at", "timestamptz"),
+    ),
+    key=("event_id",),
+)
+
 PERSONAL_CONTACTS = TableSpec(
     "personal_contacts",
     (("event_id", "text"), ("caller_phone", "text"), ("caller_name", "text")),
@@ -119,4 +170,6 @@ ALL_SPECS: tuple[TableSpec, ...] = (
     DISPATCH_HISTORY,
     PERSONAL_CONTACTS,
     PIPELINE_PINGS,
+    INCIDENTS,
+    INCIDENT_REPORTS,
 )

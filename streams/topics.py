@@ -42,6 +42,20 @@ class Catalogue:
         partitions=None,
         description="Every normalised, geo-tagged event; read by correlate and persist.",
     )
+    correlate: TopicSpec = TopicSpec(
+        name="correlate.v1",
+        key="constant 'city' (one partition: every cell's neighbours are local)",
+        value="canonical event JSON",
+        partitions=1,
+        description="events.v1 funnelled to one owner of the correlation state.",
+    )
+    incidents: TopicSpec = TopicSpec(
+        name="incidents.v1",
+        key="incident id",
+        value="incident change JSON (schema citybrain.incident/1)",
+        partitions=None,
+        description="Every change of an incident: opened, merged, reopened.",
+    )
     # raw.iot.<feed>, raw.hotline, raw.open311: one per feed definition, keyed by device
     # id (or ticket / request id); their names live in the feed files.
 
@@ -67,3 +81,13 @@ def topic(app: faust.App, spec: TopicSpec, **options: Any) -> faust.TopicT:
         key_serializer="raw",
         **options,
     )
+
+
+def declare_on_start(app: faust.App, *topics: faust.TopicT) -> None:
+    """Create output-only topics when the worker starts: Faust creates the topics its
+    agents read, not those they only write, and a send to a missing topic stalls."""
+
+    @app.task(on_leader=False)
+    async def _declare() -> None:
+        for t in topics:
+            await t.maybe_declare()

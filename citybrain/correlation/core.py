@@ -99,6 +99,7 @@ class Correlator:
         self.rules = rules or default_rules()
         self.by_cell: dict[str, list[Incident]] = {}
         self.seen: dict[str, str] = {}  # event id -> incident id
+        self.vacated: set[str] = set()  # cells an incident moved out of (callers persist them)
 
     # --- lookup ----------------------------------------------------------------------------
     def _candidates(self, cells: Iterable[str]) -> Iterable[Incident]:
@@ -227,6 +228,7 @@ class Correlator:
             old = inc.cell
             inc.lon, inc.lat, inc.location_status = e.location.lon, e.location.lat, "located"
             self.by_cell[old].remove(inc)
+            self.vacated.add(old)
             self.by_cell.setdefault(inc.cell, []).append(inc)
         if inc.district is None:
             inc.district = e.location.district

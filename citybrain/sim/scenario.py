@@ -125,6 +125,7 @@ class Scenario:
         index: GeoIndex | None = None,
     ) -> None:
         self.rng = random.Random(seed)
+        self.run = seed  # in every generated id, so runs with other seeds never collide
         self.index = index
         self.districts = {
             code: name for name, code in gazetteer.districts.items() if name.endswith(("区", "县"))
@@ -166,7 +167,7 @@ class Scenario:
 
     def smoke(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
         self.counter += 1
-        serial = f"SM-SIM-{self.counter:07d}"
+        serial = f"SM-SIM{self.run}-{self.counter:07d}"
         glon, glat = from_wgs84([lon], [lat], "GCJ-02")
         doc = {
             "deviceSerial": serial,
@@ -181,7 +182,7 @@ class Scenario:
 
     def gas(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
         self.counter += 1
-        serial = f"GAS-SIM-{self.counter:07d}"
+        serial = f"GAS-SIM{self.run}-{self.counter:07d}"
         blon, blat = from_wgs84([lon], [lat], "BD-09")
         when = _vendor_time(at, "%Y/%m/%d %H:%M:%S")
         doc = {
@@ -200,7 +201,7 @@ class Scenario:
 
     def lamp(self, lon: float, lat: float, at: datetime, truth: dict[str, Any]) -> SimRecord:
         self.counter += 1
-        lamp = f"SL-SIM-{self.counter:07d}"
+        lamp = f"SL-SIM{self.run}-{self.counter:07d}"
         when = at.strftime("%Y-%m-%dT%H:%M:%SZ")
         doc = {
             "lampId": lamp,
@@ -217,7 +218,7 @@ class Scenario:
         self, problem: ProblemType, lon: float, lat: float, at: datetime, truth: dict[str, Any]
     ) -> SimRecord:
         self.counter += 1
-        ticket = f"SIM{at.strftime('%Y%m%d')}{self.counter:07d}"
+        ticket = f"SIM{self.run}-{at.strftime('%Y%m%d')}{self.counter:07d}"
         glon, glat = from_wgs84([lon], [lat], "GCJ-02")
         with_coords = self.rng.random() < 0.7  # the desk geocoded most calls
         doc = {

@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 ALIASES = {
     "int2": "smallint",
     "int4": "integer",
+    "int8": "bigint",
     "float8": "double precision",
     "timestamptz": "timestamp with time zone",
     "bool": "boolean",

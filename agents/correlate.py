@@ -1,0 +1,156 @@
+"""Stage `correlate`: events.v1 -> incidents (table, incidents.v1, database).
+
+events.v1 is keyed by ~1 km cell over several partitions, but a report may belong to an
+incident in a neighbouring cell, which can live on another partition. The `route` agent
+therefore funnels events into `correlate.v1`, one partition, whose single owner keeps every
+cell's open incidents in a changelogged table (`incident-cells`, keyed by cell) and a
+`Correlator` rebuilt from it after a restart or rebalance. Repeated event ids are no-ops,
+so redeliveries after a crash change nothing. Per batch: table updates, incident rows,
+reports and history in one transaction, incidents.v1 messages, then the offsets.
+Correlation handles events, not telemetry, so one owner is enough at city scale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import faust
+
+from citybrain.correlation.core import Correlator, Incident
+from citybrain.correlation.state import incident_message, incident_row, restore, to_json
+from citybrain.logs import get_logger
+from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.settings import Settings, get_settings
+from schemas.events import CanonicalEvent
+from schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
+from streams.app import app
+from streams.db import get_writer
+from streams.dlq import send_dead_letter
+from streams.retry import retry_transient
+from streams.topics import TOPICS, declare_on_start, topic
+
+STAGE = "correlate"
+log = get_logger(__name__)
+events_topic = topic(app, TOPICS.events)
+correlate_topic = topic(app, TOPICS.correlate)
+incidents_topic = topic(app, TOPICS.incidents)
+declare_on_start(app, incidents_topic)
+cells = app.Table(
+    "incident-cells",
+    default=None,
+    schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
+    partitions=1,
+    use_partitioner=True,
+)
+_correlator: Correlator | None = None
+
+
+def correlator() -> Correlator:
+    """The correlator, rebuilt from the table the first time it is needed."""
+    global _correlator
+    if _correlator is None:
+        c = Correlator()
+        count = restore(c, {str(k): v for k, v in cells.items() if v})
+        log.info("correlation state restored", incidents=count)
+        _correlator = c
+    return _correlator
+
+
+@app.agent(events_topic, name="correlate-route")
+async def route(stream: faust.StreamT[bytes]) -> None:
+    """Funnel every event to the single correlation owner, in arrival order."""
+    async for events in stream.take_events(2000, within=0.2):  # type: ignore[attr-defined]
+        pending = [await correlate_topic.send(key=b"city", value=e.message.value) for e in events]
+        await asyncio.gather(*pending)
+
+
+async def _write(settings: Settings, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+    writer = await get_writer(settings)
+    await writer.write_many(
+        [
+            (INCIDENTS, rows["incidents"]),
+            (INCIDENT_REPORTS, rows["reports"]),
+            (INCIDENT_HISTORY, rows["history"]),
+        ]
+    )
+
+
+@app.agent(correlate_topic, name="correlate")
+async def correlate(stream: faust.StreamT[bytes]) -> None:
+    settings = get_settings()
+    async for events in stream.take_events(1000, within=0.2):  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        c = correlator()
+        now = datetime.now(UTC)
+        touched: dict[str, Incident] = {}
+        changes: list[tuple[Incident, str]] = []
+        rows: dict[str, list[tuple[Any, ...]]] = {"incidents": [], "reports": [], "history": []}
+        for event in events:
+            try:
+                e = CanonicalEvent.from_json(event.message.value)
+            except Exception as exc:
+                await send_dead_letter(
+                    app, event, stage=STAGE, error=exc, reason="schema_violation"
+                )
+                continue
+            change = c.add(e)
+            if change is None:
+                continue
+            inc = change.incident
+            touched[inc.incident_id] = inc
+            kind = "opened" if change.opened else ("reopened" if change.reopened else "merged")
+            changes.append((inc, kind))
+            rows["reports"].append((e.event_id, inc.incident_id, e.source_kind, e.observed_at))
+            rows["history"].append(
+                (
+                    inc.incident_id,
+                    e.observed_at,
+                    kind,
+                    inc.status,
+                    inc.category,
+                    inc.district,
+                    inc.priority,
+                    sum(inc.reports.values()),
+                )
+            )
+        for inc in touched.values():
+            rows["incidents"].append(incident_row(inc, now))
+        if touched:
+            await retry_transient(partial(_write, settings, rows), what=STAGE)
+            dirty = {inc.cell for inc in touched.values()} | c.vacated
+            c.vacated.clear()
+            for cell in dirty:
+                incs = c.by_cell.get(cell, [])
+                cells[cell] = [to_json(i) for i in incs] if incs else None
+            pending = [
+                await incidents_topic.send(
+                    key=inc.incident_id.encode(), value=_json(incident_message(inc, kind))
+                )
+                for inc, kind in changes
+            ]
+            await asyncio.gather(*pending)
+        RECORDS.labels(STAGE, "ok").inc(len(events))
+        BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(value)
+
+
+@app.timer(interval=300.0)
+async def expire_incidents() -> None:
+    """Keep the state bounded: forget incidents quiet for twice their window."""
+    if _correlator is None:
+        return
+    before = set(_correlator.by_cell)
+    dropped = _correlator.expire(datetime.now(UTC))
+    for cell in before - set(_correlator.by_cell):
+        cells[cell] = None
+    if dropped:
+        log.info("incidents expired from correlation state", count=dropped)

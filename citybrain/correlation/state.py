@@ -1,0 +1,111 @@
+"""Incidents as JSON (for the correlate agent's table) and as database rows (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from citybrain.correlation.core import Correlator, Incident
+
+MAX_STORED_BIGRAMS = 400
+
+
+def to_json(inc: Incident) -> dict[str, Any]:
+    return {
+        "incident_id": inc.incident_id,
+        "family": inc.family,
+        "category": inc.category,
+        "priority": inc.priority,
+        "first_seen": inc.first_seen.isoformat(),
+        "last_seen": inc.last_seen.isoformat(),
+        "lon": inc.lon,
+        "lat": inc.lat,
+        "district": inc.district,
+        "location_status": inc.location_status,
+        "status": inc.status,
+        "reports": inc.reports,
+        "event_ids": inc.event_ids,
+        "devices": sorted(inc.devices),
+        "text": sorted(inc.text)[:MAX_STORED_BIGRAMS],
+        "points": inc.points,
+    }
+
+
+def from_json(d: dict[str, Any]) -> Incident:
+    return Incident(
+        incident_id=d["incident_id"],
+        family=d["family"],
+        category=d["category"],
+        priority=int(d["priority"]),
+        first_seen=datetime.fromisoformat(d["first_seen"]),
+        last_seen=datetime.fromisoformat(d["last_seen"]),
+        lon=d["lon"],
+        lat=d["lat"],
+        district=d["district"],
+        location_status=d["location_status"],
+        status=d["status"],
+        reports=dict(d["reports"]),
+        event_ids=list(d["event_ids"]),
+        devices=set(d["devices"]),
+        text=frozenset(d["text"]),
+        points=[(float(x), float(y)) for x, y in d["points"]],
+    )
+
+
+def restore(correlator: Correlator, cells: dict[str, list[dict[str, Any]]]) -> int:
+    """Load incidents (and the event ids they hold) into an empty correlator."""
+    count = 0
+    for cell, incidents in cells.items():
+        for d in incidents:
+            inc = from_json(d)
+            correlator.by_cell.setdefault(cell, []).append(inc)
+            for event_id in inc.event_ids:
+                correlator.seen[event_id] = inc.incident_id
+            count += 1
+    return count
+
+
+def incident_row(
+    inc: Incident, now: datetime, grid_cell: str | None = None, jurisdiction: str | None = None
+) -> tuple[Any, ...]:
+    """A row of `schemas.tables.INCIDENTS`."""
+    return (
+        inc.incident_id,
+        inc.category,
+        inc.priority,
+        inc.status,
+        inc.first_seen,
+        inc.last_seen,
+        inc.reports,
+        sum(inc.reports.values()),
+        inc.lon,
+        inc.lat,
+        inc.location_status,
+        inc.district,
+        grid_cell,
+        jurisdiction,
+        now,
+        len(inc.event_ids),
+    )
+
+
+def incident_message(inc: Incident, change: str) -> dict[str, Any]:
+    """The value sent to incidents.v1 for a change."""
+    return {
+        "schema": "citybrain.incident/1",
+        "change": change,
+        "incident_id": inc.incident_id,
+        "category": inc.category,
+        "family": inc.family,
+        "priority": inc.priority,
+        "status": inc.status,
+        "first_seen": inc.first_seen.isoformat(),
+        "last_seen": inc.last_seen.isoformat(),
+        "lon": inc.lon,
+        "lat": inc.lat,
+        "district": inc.district,
+        "location_status": inc.location_status,
+        "reports": inc.reports,
+        "reports_total": sum(inc.reports.values()),
+        "event_ids": inc.event_ids[-50:],
+    }
