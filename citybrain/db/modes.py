@@ -2,7 +2,10 @@
 
 A migration file is split into sections by `-- citybrain:mode all|timescale|plain` lines;
 `render` keeps the sections of one mode (pure, unit-tested). Lines before the first
-marker belong to every mode.
+marker belong to every mode. A `/* citybrain:partition-by col */` marker after a CREATE
+TABLE becomes `PARTITION BY RANGE (col)` in plain mode and nothing in TimescaleDB mode
+(where a later `create_hypertable` partitions the table), so a time-partitioned table is
+declared once for both modes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Literal
 Mode = Literal["timescale", "plain"]
 MODES: tuple[Mode, ...] = ("timescale", "plain")
 _MARKER = re.compile(r"^--\s*citybrain:mode\s+(\w+)\s*$")
+_PARTITION_BY = re.compile(r"/\*\s*citybrain:partition-by\s+(\w+)\s*\*/")
 
 
 class ModeError(ValueError):
@@ -33,7 +37,9 @@ def render(sql: str, mode: Mode, source: str = "<migration>") -> str:
             out.append("")  # keep line numbers stable for error messages
             continue
         out.append(line if keep else "")
-    return "\n".join(out)
+    # a time-partitioned table: a hypertable later in TimescaleDB mode, range partitions here
+    partition = r"PARTITION BY RANGE (\1)" if mode == "plain" else ""
+    return _PARTITION_BY.sub(partition, "\n".join(out))
 
 
 def choose_mode(requested: str, timescale_available: bool) -> Mode:

@@ -1,7 +1,8 @@
 -- 0002 store: the platform's tables, in TimescaleDB mode or plain PostgreSQL mode.
 --
 -- Sections: `-- citybrain:mode all|timescale|plain` switches which mode the lines after it
--- belong to (see citybrain/db/modes.py). Both modes give the same tables, columns and view
+-- belong to, and `/* citybrain:partition-by col */` marks a time-partitioned table (see
+-- citybrain/db/modes.py). Both modes give the same tables, columns and view
 -- names, so writers and dashboards do not care which one runs.
 
 -- citybrain:mode timescale
@@ -115,7 +116,9 @@ CREATE TABLE personal_contacts (
 );
 
 -- ---------------------------------------------------------------- time series
--- citybrain:mode timescale
+-- citybrain:mode all
+-- Time-partitioned: TimescaleDB hypertables, or declarative range partitions on plain
+-- PostgreSQL (the marker below becomes `PARTITION BY RANGE (column)` there).
 CREATE TABLE events (
     event_id         text NOT NULL,
     observed_at      timestamptz NOT NULL,
@@ -139,8 +142,7 @@ CREATE TABLE events (
     attributes       jsonb NOT NULL DEFAULT '{}'::jsonb,
     raw_ref          jsonb,
     PRIMARY KEY (event_id, observed_at)
-);
-SELECT create_hypertable('events', by_range('observed_at', INTERVAL '1 day'));
+) /* citybrain:partition-by observed_at */;
 
 CREATE TABLE readings (
     device_id  text NOT NULL,
@@ -150,18 +152,7 @@ CREATE TABLE readings (
     unit       text,
     feed       text NOT NULL,
     PRIMARY KEY (device_id, metric, ts)
-);
-SELECT create_hypertable('readings', by_range('ts', INTERVAL '1 day'));
-ALTER TABLE readings SET (
-    timescaledb.compress,
-    timescaledb.compress_segmentby = 'device_id, metric',
-    timescaledb.compress_orderby = 'ts DESC'
-);
-ALTER TABLE events SET (
-    timescaledb.compress,
-    timescaledb.compress_segmentby = 'feed',
-    timescaledb.compress_orderby = 'observed_at DESC'
-);
+) /* citybrain:partition-by ts */;
 
 CREATE TABLE incident_history (
     incident_id    text NOT NULL,
@@ -173,8 +164,7 @@ CREATE TABLE incident_history (
     priority       smallint NOT NULL,
     reports_total  integer NOT NULL,
     PRIMARY KEY (incident_id, at, change)
-);
-SELECT create_hypertable('incident_history', by_range('at', INTERVAL '7 days'));
+) /* citybrain:partition-by at */;
 
 CREATE TABLE dispatch_history (
     dispatch_id       text NOT NULL,
@@ -188,75 +178,30 @@ CREATE TABLE dispatch_history (
     resolve_deadline  timestamptz,
     on_time           boolean,
     PRIMARY KEY (dispatch_id, at, status)
-);
+) /* citybrain:partition-by at */;
+
+-- citybrain:mode timescale
+SELECT create_hypertable('events', by_range('observed_at', INTERVAL '1 day'));
+SELECT create_hypertable('readings', by_range('ts', INTERVAL '1 day'));
+SELECT create_hypertable('incident_history', by_range('at', INTERVAL '7 days'));
 SELECT create_hypertable('dispatch_history', by_range('at', INTERVAL '7 days'));
+ALTER TABLE readings SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'device_id, metric',
+    timescaledb.compress_orderby = 'ts DESC'
+);
+ALTER TABLE events SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'feed',
+    timescaledb.compress_orderby = 'observed_at DESC'
+);
 
 -- citybrain:mode plain
--- Declarative range partitions; citybrain_ensure_partitions() creates them ahead of time
--- and a DEFAULT partition keeps any row whose partition does not exist yet.
-CREATE TABLE events (
-    event_id         text NOT NULL,
-    observed_at      timestamptz NOT NULL,
-    received_at      timestamptz NOT NULL,
-    source_kind      text NOT NULL,
-    feed             text NOT NULL,
-    category         text NOT NULL,
-    severity         smallint NOT NULL DEFAULT 3,
-    lon              double precision,
-    lat              double precision,
-    crs              text,
-    location_status  text NOT NULL DEFAULT 'located',
-    district         text,
-    street           text,
-    community        text,
-    grid_cell        text,
-    jurisdiction     text,
-    device_id        text,
-    address          text,
-    body             text,
-    attributes       jsonb NOT NULL DEFAULT '{}'::jsonb,
-    raw_ref          jsonb,
-    PRIMARY KEY (event_id, observed_at)
-) PARTITION BY RANGE (observed_at);
+-- citybrain_ensure_partitions() creates the partitions ahead of time and a DEFAULT
+-- partition keeps any row whose partition does not exist yet.
 CREATE TABLE events_default PARTITION OF events DEFAULT;
-
-CREATE TABLE readings (
-    device_id  text NOT NULL,
-    metric     text NOT NULL,
-    ts         timestamptz NOT NULL,
-    value      double precision NOT NULL,
-    unit       text,
-    feed       text NOT NULL,
-    PRIMARY KEY (device_id, metric, ts)
-) PARTITION BY RANGE (ts);
 CREATE TABLE readings_default PARTITION OF readings DEFAULT;
-
-CREATE TABLE incident_history (
-    incident_id    text NOT NULL,
-    at             timestamptz NOT NULL,
-    change         text NOT NULL,
-    status         text NOT NULL,
-    category       text NOT NULL,
-    district       text,
-    priority       smallint NOT NULL,
-    reports_total  integer NOT NULL,
-    PRIMARY KEY (incident_id, at, change)
-) PARTITION BY RANGE (at);
 CREATE TABLE incident_history_default PARTITION OF incident_history DEFAULT;
-
-CREATE TABLE dispatch_history (
-    dispatch_id       text NOT NULL,
-    at                timestamptz NOT NULL,
-    status            text NOT NULL,
-    department        text NOT NULL,
-    incident_id       text NOT NULL,
-    actor             text,
-    note              text,
-    ack_deadline      timestamptz,
-    resolve_deadline  timestamptz,
-    on_time           boolean,
-    PRIMARY KEY (dispatch_id, at, status)
-) PARTITION BY RANGE (at);
 CREATE TABLE dispatch_history_default PARTITION OF dispatch_history DEFAULT;
 
 -- Create the partitions of `parent` covering [from_ts, to_ts) in steps of `step`.

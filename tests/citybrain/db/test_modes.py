@@ -66,3 +66,12 @@ def test_policies_follow_the_settings() -> None:
     assert stmts.index("SELECT remove_retention_policy('readings', if_exists => true)") < next(
         i for i, s in enumerate(stmts) if "add_retention_policy('readings'" in s
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("plain", "CREATE TABLE t (x int) PARTITION BY RANGE (x);"),
+     ("timescale", "CREATE TABLE t (x int) ;")],
+)
+def test_partition_marker(mode: str, expected: str) -> None:
+    assert render("CREATE TABLE t (x int) /* citybrain:partition-by x */;", mode) == expected
