@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import faust
+import orjson
 
 from citybrain.correlation.core import Correlator, Incident
 from citybrain.correlation.state import incident_message, incident_row, restore, to_json
@@ -87,7 +88,7 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
         c = correlator()
         now = datetime.now(UTC)
         touched: dict[str, Incident] = {}
-        changes: list[tuple[Incident, str]] = []
+        first_change: dict[str, str] = {}  # incident -> opened / reopened / merged
         rows: dict[str, list[tuple[Any, ...]]] = {"incidents": [], "reports": [], "history": []}
         for event in events:
             try:
@@ -103,7 +104,7 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
             inc = change.incident
             touched[inc.incident_id] = inc
             kind = "opened" if change.opened else ("reopened" if change.reopened else "merged")
-            changes.append((inc, kind))
+            first_change.setdefault(inc.incident_id, kind)
             rows["reports"].append((e.event_id, inc.incident_id, e.source_kind, e.observed_at))
             rows["history"].append(
                 (
@@ -126,21 +127,17 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
             for cell in dirty:
                 incs = c.by_cell.get(cell, [])
                 cells[cell] = [to_json(i) for i in incs] if incs else None
+            # one message per incident and batch, carrying its state after the batch
             pending = [
                 await incidents_topic.send(
-                    key=inc.incident_id.encode(), value=_json(incident_message(inc, kind))
+                    key=inc.incident_id.encode(),
+                    value=orjson.dumps(incident_message(inc, first_change[inc.incident_id])),
                 )
-                for inc, kind in changes
+                for inc in touched.values()
             ]
             await asyncio.gather(*pending)
         RECORDS.labels(STAGE, "ok").inc(len(events))
         BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    import orjson
-
-    return orjson.dumps(value)
 
 
 @app.timer(interval=300.0)

@@ -169,8 +169,7 @@ async def sweep_silent_devices(feed: Feed, table: TableT) -> int:
         found += [(str(device_id), new_state, e) for e in events]
     if not found:
         return 0
-    tagger = Geotagger(GEOTAGGER.index, GEOTAGGER.gazetteer, feed.devices)
-    places = tagger.place([LocationRequest(device_id=d) for d, _, _ in found])
+    places = GEOTAGGER.place([LocationRequest(device_id=d) for d, _, _ in found], feed.devices)
     pending = []
     for (device_id, new_state, alarm), place in zip(found, places, strict=True):
         location = Location(

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from citybrain.settings import Settings, get_settings
 from citybrain.stack.process import ServiceStatus
+
+if TYPE_CHECKING:
+    from citybrain.geo.index import GeoIndex
+    from citybrain.geo.pack import CityPack
 
 app = typer.Typer(
     name="citybrain",
@@ -424,23 +428,42 @@ def correlate_accuracy(
 ) -> None:
     """Pairwise precision, recall and F1 of the fused incidents on the simulator's ground
     truth (target: F1 >= 0.95 with precision >= 0.97)."""
-    import orjson
 
-    from citybrain.bench.report import format_table
     from citybrain.correlation.accuracy import as_dict, evaluate
 
     result = evaluate(records, seed, hours)
-    data = as_dict(result)
+    _report(
+        as_dict(result),
+        json_out,
+        "F1 >= 0.95 and precision >= 0.97",
+        result.f1 >= 0.95 and result.precision >= 0.97,
+    )
+
+
+def _report(
+    data: dict[str, Any],
+    json_out: bool,
+    target: str | None = None,
+    met: bool = True,
+    notes: list[str] | None = None,
+) -> None:
+    """Print a figures report: a table and the target verdict, or JSON only."""
+    import orjson
+
+    from citybrain.bench.report import format_table
+
     if json_out:
         typer.echo(orjson.dumps(data).decode())
         return
     typer.echo(format_table(list(data.items())))
-    met = result.f1 >= 0.95 and result.precision >= 0.97
-    typer.echo(f"target: F1 >= 0.95 and precision >= 0.97 -> {'met' if met else 'MISSED'}")
+    for note in notes or []:
+        typer.echo(f"  {note}")
+    if target is not None:
+        typer.echo(f"target: {target} -> {'met' if met else 'MISSED'}")
 
 
 # --- geo -----------------------------------------------------------------------------
-def _load_pack(pack: str | None) -> tuple[object, object]:
+def _load_pack(pack: str | None) -> tuple[CityPack, GeoIndex]:
     from citybrain.config_errors import ConfigError
     from citybrain.geo.index import GeoIndex
     from citybrain.geo.pack import load_pack
@@ -457,11 +480,8 @@ def geo_check(
     pack: Annotated[str, typer.Argument(help="Pack folder or shipped pack name.")],
 ) -> None:
     """Validate a city pack (schema, geometries, repairs) without touching the database."""
-    from citybrain.geo.index import GeoIndex
-    from citybrain.geo.pack import CityPack
 
     loaded, index = _load_pack(pack)
-    assert isinstance(loaded, CityPack) and isinstance(index, GeoIndex)
     typer.echo(
         f"{loaded.spec.pack} v{loaded.spec.version} ({loaded.spec.city}), "
         f"source CRS {loaded.spec.source_crs} -> WGS-84"
@@ -481,12 +501,9 @@ def geo_import(
 ) -> None:
     """Store a city pack (all layers plus the generated grid) in the database, versioned."""
     from citybrain.db.connect import connect
-    from citybrain.geo.index import GeoIndex
-    from citybrain.geo.pack import CityPack
     from citybrain.geo.store import ImportRefused, import_pack
 
     loaded, index = _load_pack(pack)
-    assert isinstance(loaded, CityPack) and isinstance(index, GeoIndex)
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"\r  stored {done}/{total} boundaries", nl=False, err=True)
@@ -510,10 +527,8 @@ def geo_tag(
     pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
 ) -> None:
     """Show what geo-tagging makes of one point."""
-    from citybrain.geo.index import GeoIndex
 
     _, index = _load_pack(pack)
-    assert isinstance(index, GeoIndex)
     tags = index.tag([lon], [lat], crs)
     typer.echo(
         f"WGS-84: {tags.lon[0]:.6f}, {tags.lat[0]:.6f}"
@@ -537,9 +552,6 @@ def bench_store(
     """Sustained write rate into the events table and p99 batch commit time."""
     import asyncio
 
-    import orjson
-
-    from citybrain.bench.report import format_table
     from citybrain.bench.store import as_dict, run_store_bench
 
     if method not in ("copy", "insert"):
@@ -547,12 +559,7 @@ def bench_store(
     result = asyncio.run(
         run_store_bench(_settings(), rows, batch_size, concurrency, method)  # type: ignore[arg-type]
     )
-    data = as_dict(result)
-    if json_out:
-        typer.echo(orjson.dumps(data).decode())
-        return
-    typer.echo(format_table([(k, v) for k, v in data.items()]))
-    typer.echo(f"target: >= 50000 rows/s -> {'met' if result.rows_per_s >= 50_000 else 'MISSED'}")
+    _report(as_dict(result), json_out, ">= 50000 rows/s", result.rows_per_s >= 50_000)
 
 
 @bench_app.command("geo")
@@ -564,19 +571,11 @@ def bench_geo(
 ) -> None:
     """Geo-tagging throughput (target: 500,000 points/s on one core: numpy's element-wise
     work is single-threaded; pin the process with `taskset -c 0` to be sure)."""
-    import orjson
 
     from citybrain.bench.geo import as_dict, run_geo_bench
-    from citybrain.bench.report import format_table
 
     result = run_geo_bench(pack or _settings().city_pack, points, batch)
-    data = as_dict(result)
-    if json_out:
-        typer.echo(orjson.dumps(data).decode())
-        return
-    typer.echo(format_table(list(data.items())))
-    met = "met" if result.points_per_s >= 500_000 else "MISSED"
-    typer.echo(f"target: >= 500000 points/s -> {met}")
+    _report(as_dict(result), json_out, ">= 500000 points/s", result.points_per_s >= 500_000)
 
 
 @bench_app.command("normalize")
@@ -587,19 +586,11 @@ def bench_normalize(
 ) -> None:
     """Normalize throughput on the telemetry path with the real broker and database
     (target: 20,000 messages/s)."""
-    import orjson
 
     from citybrain.bench.normalize import as_dict, run_normalize_bench
-    from citybrain.bench.report import format_table
 
     result = run_normalize_bench(_settings(), messages, workers)
-    data = as_dict(result)
-    if json_out:
-        typer.echo(orjson.dumps(data).decode())
-        return
-    typer.echo(format_table(list(data.items())))
-    met = "met" if result.records_per_s >= 20_000 else "MISSED"
-    typer.echo(f"target: >= 20000 messages/s -> {met}")
+    _report(as_dict(result), json_out, ">= 20000 messages/s", result.records_per_s >= 20_000)
 
 
 @bench_app.command("address")
@@ -613,20 +604,15 @@ def bench_address(
     """The address matcher's match rate and accuracy on a labelled sample."""
     from pathlib import Path
 
-    import orjson
-
     from citybrain.bench.address import as_dict, run_address_bench
-    from citybrain.bench.report import format_table
 
     result = run_address_bench(pack or _settings().city_pack, Path(sample))
     data = as_dict(result)
     if json_out:
-        typer.echo(orjson.dumps(data).decode())
+        _report(data, json_out)
         return
     misses = data.pop("misses")
-    typer.echo(format_table(list(data.items())))
-    for miss in misses:
-        typer.echo(f"  miss: {miss}")
+    _report(data, json_out, notes=[f"miss: {m}" for m in misses])
 
 
 # --- settings ------------------------------------------------------------------------

@@ -7,13 +7,9 @@ from datetime import UTC, datetime
 
 import orjson
 
+from citybrain.core.errors import InvalidRecord
 
-class InvalidRecord(ValueError):
-    """A record that cannot be processed; `reason` is the dead-letter reason code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+__all__ = ["InvalidRecord", "Ping", "parse_ping"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from citybrain.core.errors import InvalidRecord
 from citybrain.feeds.definition import Feed
 from citybrain.privacy import mask_phone, mask_phones_in_text
 from schemas.feed_definition import Mapped
@@ -37,12 +38,8 @@ REASONS = (
 )
 
 
-class Reject(Exception):
-    """A record that cannot become an event; `reason` is one of REASONS."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+#: A record that cannot become an event; `reason` is one of REASONS.
+Reject = InvalidRecord
 
 
 @dataclass(slots=True)

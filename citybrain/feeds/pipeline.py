@@ -90,12 +90,7 @@ def normalize_batch(
                 address=rec.address,
             )
         )
-    tagger = (
-        geotagger
-        if registry is None
-        else Geotagger(geotagger.index, geotagger.gazetteer, registry, geotagger.threshold)
-    )
-    placements = tagger.place(requests)
+    placements = geotagger.place(requests, registry)
 
     alive: list[tuple[int, ParsedRecord, Placement]] = []
     for (i, rec), place in zip(parsed, placements, strict=True):

@@ -59,7 +59,11 @@ class Geotagger:
         self.devices = devices or DeviceRegistry([])
         self.threshold = threshold
 
-    def place(self, requests: Sequence[LocationRequest]) -> list[Placement]:
+    def place(
+        self, requests: Sequence[LocationRequest], devices: DeviceRegistry | None = None
+    ) -> list[Placement]:
+        """Place a batch; `devices` (a feed's own registry) overrides the default one."""
+        registry = devices or self.devices
         n = len(requests)
         lon = np.full(n, np.nan)
         lat = np.full(n, np.nan)
@@ -84,7 +88,7 @@ class Geotagger:
         # 2. devices
         need = [i for i in range(n) if method[i] is None and requests[i].device_id]
         if need:
-            dlon, dlat, found = self.devices.lookup([requests[i].device_id for i in need])
+            dlon, dlat, found = registry.lookup([requests[i].device_id for i in need])
             for k, i in enumerate(need):
                 if found[k]:
                     lon[i], lat[i], method[i] = dlon[k], dlat[k], "device"

@@ -70,8 +70,10 @@ def test_policies_follow_the_settings() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
-    [("plain", "CREATE TABLE t (x int) PARTITION BY RANGE (x);"),
-     ("timescale", "CREATE TABLE t (x int) ;")],
+    [
+        ("plain", "CREATE TABLE t (x int) PARTITION BY RANGE (x);"),
+        ("timescale", "CREATE TABLE t (x int) ;"),
+    ],
 )
 def test_partition_marker(mode: str, expected: str) -> None:
     assert render("CREATE TABLE t (x int) /* citybrain:partition-by x */;", mode) == expected
