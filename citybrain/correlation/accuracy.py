@@ -56,8 +56,9 @@ def score(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, floa
 
 def simulated_events(
     records_count: int, seed: int, hours: float
-) -> tuple[int, list[tuple[CanonicalEvent, str]]]:
-    """Simulate, normalise (the real pure pipeline), and label each event with its problem."""
+) -> tuple[int, list[tuple[CanonicalEvent, str]], list[str]]:
+    """Simulate, normalise (the real pure pipeline), and label each event with its problem;
+    also the city's district names, for the correlator."""
     feeds = {f.topic: f for f in load_feeds(BUILTIN_DIR)}
     registries = {f.name: f.devices for f in feeds.values() if f.devices}
     pack = load_pack("shanghai")
@@ -93,13 +94,13 @@ def simulated_events(
                 truth = records[e.raw_ref.offset].truth.get("problem_id") or f"solo:{e.event_id}"
                 events.append((e, truth))
     events.sort(key=lambda t: t[0].observed_at)
-    return len(records), events
+    return len(records), events, gazetteer.full_district_names
 
 
 def evaluate(records_count: int = 6000, seed: int = 11, hours: float = 6.0) -> Accuracy:
     """Pairwise precision / recall / F1 of the correlator on simulated ground truth."""
-    n_records, events = simulated_events(records_count, seed, hours)
-    correlator = Correlator()
+    n_records, events, district_names = simulated_events(records_count, seed, hours)
+    correlator = Correlator(place_names=district_names)
     predicted: dict[str, str] = {}
     truth: dict[str, str] = {}
     for e, problem in events:

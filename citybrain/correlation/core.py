@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import pairwise
 
 from citybrain.core.cells import CELL_DEG, cell_of
 from citybrain.correlation.rules import Family, Rules, default_rules
+from citybrain.correlation.text import bigrams, similarity
 from schemas.events import CanonicalEvent
 
 EARTH_M_PER_DEG = 111_320.0
+MAX_TEXTS = 20  # report signatures an incident keeps for comparison
+MAX_POINTS = 50  # located reports an incident keeps to measure distances to
+
+
+def event_key(event_id: str) -> int:
+    """A 63-bit digest of an event id: what idempotency is checked by, in an eighth of the
+    memory of the id itself (a collision needs ~3 billion live ids to become likely)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest()) >> 1
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -45,21 +54,7 @@ def cells_within(lon: float, lat: float, radius_m: float) -> list[str]:
     ]
 
 
-def bigrams(text: str | None) -> frozenset[str]:
-    """Character bigrams of Chinese (or any) text, spaces and punctuation dropped."""
-    if not text:
-        return frozenset()
-    chars = [c for c in text if c.isalnum()]
-    return frozenset(a + b for a, b in pairwise(chars))
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
-@dataclass
+@dataclass(slots=True)
 class Incident:
     incident_id: str
     family: str
@@ -73,10 +68,14 @@ class Incident:
     location_status: str
     status: str = "open"
     reports: dict[str, int] = field(default_factory=dict)
-    event_ids: list[str] = field(default_factory=list)
-    devices: set[str] = field(default_factory=set)
-    text: frozenset[str] = frozenset()
-    points: list[tuple[float, float]] = field(default_factory=list)  # located reports, capped
+    event_keys: array[int] = field(default_factory=lambda: array("Q"))  # every report's key
+    devices: frozenset[str] = frozenset()
+    texts: list[tuple[str, ...]] = field(default_factory=list)  # distinct report signatures
+    points: array[float] = field(default_factory=lambda: array("d"))  # lon, lat, lon, lat...
+
+    @property
+    def report_count(self) -> int:
+        return len(self.event_keys)
 
     @property
     def cell(self) -> str:
@@ -95,11 +94,39 @@ class Change:
 class Correlator:
     """Holds open incidents; `add` is the one operation."""
 
-    def __init__(self, rules: Rules | None = None) -> None:
+    def __init__(self, rules: Rules | None = None, place_names: Iterable[str] = ()) -> None:
+        """`place_names`: the city's district names, which every report in a district shares
+        and which therefore say nothing about which incident a report belongs to."""
         self.rules = rules or default_rules()
+        # longest first, so that no shorter name cuts a longer one apart
+        self._ignored = sorted({*place_names, *self.rules.text_boilerplate}, key=len, reverse=True)
         self.by_cell: dict[str, list[Incident]] = {}
-        self.seen: dict[str, str] = {}  # event id -> incident id
+        self.by_district: dict[tuple[str, str], list[Incident]] = {}  # (district, family)
+        self.unplaced: dict[tuple[str, str], list[Incident]] = {}  # the same, district-only
+        self.seen: set[int] = set()  # event_key() of every report of a held incident
         self.vacated: set[str] = set()  # cells an incident moved out of (callers persist them)
+
+    # --- indexes ---------------------------------------------------------------------------
+    def hold(self, inc: Incident, cell: str | None = None) -> None:
+        """Index an incident by cell, and by district while it has one."""
+        self.by_cell.setdefault(cell or inc.cell, []).append(inc)
+        self.seen.update(inc.event_keys)
+        if inc.district is not None:
+            key = (inc.district, inc.family)
+            self.by_district.setdefault(key, []).append(inc)
+            if inc.location_status != "located":
+                self.unplaced.setdefault(key, []).append(inc)
+
+    def _release(self, inc: Incident) -> None:
+        self.seen.difference_update(inc.event_keys)
+        if inc.district is not None:
+            key = (inc.district, inc.family)
+            for index in (self.by_district, self.unplaced):
+                members = index.get(key)
+                if members is not None and inc in members:
+                    members.remove(inc)
+                    if not members:
+                        del index[key]
 
     # --- lookup ----------------------------------------------------------------------------
     def _candidates(self, cells: Iterable[str]) -> Iterable[Incident]:
@@ -107,7 +134,7 @@ class Correlator:
             yield from self.by_cell.get(cell, ())
 
     def _in_window(self, inc: Incident, at: datetime, family: Family) -> bool:
-        window = timedelta(seconds=family.window_s)
+        window = family.window_td
         return inc.first_seen - window <= at <= inc.last_seen + window
 
     def _match(self, e: CanonicalEvent, family: Family) -> Incident | None:
@@ -140,50 +167,96 @@ class Correlator:
                     inc, e.observed_at, family
                 ):
                     continue
+                pts = inc.points or array("d", (inc.lon, inc.lat))
                 d = min(
-                    distance_m(loc.lon, loc.lat, x, y)
-                    for x, y in inc.points or [(inc.lon, inc.lat)]
+                    distance_m(loc.lon, loc.lat, pts[i], pts[i + 1]) for i in range(0, len(pts), 2)
                 )
                 if d <= family.radius_m and (best is None or d < best[0]):
                     best = (d, inc)
-            return best[1] if best else None
+            if best is not None:
+                return best[1]
+            # an incident opened by reports placed only by their district takes its place
+            # from the first located report that fits it
+            if loc.district is None or e.source_kind not in family.sources:
+                return None
+            return self._best_by_text(e, family, located=False)
         # No usable place. A wrong merge hides a problem, so a report placed only by its
-        # district joins an incident only when exactly one located incident of the family
-        # is open in that district in the window and the texts agree; otherwise it opens
-        # its own incident, flagged needs_location, for an operator to place.
+        # district joins an incident of the family open in that district in the window only
+        # when that incident is the only one and what the callers say about the place agrees,
+        # or when one incident is clearly the most alike; otherwise it opens its own
+        # incident, flagged needs_location, for an operator to place.
         if loc.district is None:
             return None
-        text = bigrams(e.text)
-        candidates = [
+        return self._best_by_text(e, family, located=None)
+
+    def _signature(self, e: CanonicalEvent) -> frozenset[str]:
+        """Where the caller says it is, as comparable bigrams: the place a coarse report
+        names is what ties it to the other reports of its problem."""
+        return bigrams(e.location.address, self._ignored)
+
+    @staticmethod
+    def _likeness(signature: frozenset[str], inc: Incident) -> float:
+        """How alike a report is to the most alike report of an incident."""
+        return max((similarity(signature, t) for t in inc.texts), default=0.0)
+
+    def _district_candidates(
+        self, e: CanonicalEvent, family: Family, located: bool | None
+    ) -> list[Incident]:
+        if e.location.district is None:
+            return []
+        index = self.unplaced if located is False else self.by_district
+        return [
             inc
-            for incs in self.by_cell.values()
-            for inc in incs
-            if inc.district == loc.district
-            and inc.family == family.name
-            and inc.location_status == "located"
+            for inc in index.get((e.location.district, family.name), ())
+            if (located is None or (inc.location_status == "located") == located)
             and self._in_window(inc, e.observed_at, family)
         ]
-        if len(candidates) == 1 and (
-            not text
-            or not candidates[0].text
-            or similarity(text, candidates[0].text) >= self.rules.text_similarity
-        ):
-            return candidates[0]
+
+    def _best_by_text(
+        self, e: CanonicalEvent, family: Family, located: bool | None
+    ) -> Incident | None:
+        candidates = self._district_candidates(e, family, located)
+        if not candidates:
+            return None
+        text = self._signature(e)
+        threshold, margin = self.rules.text_similarity, self.rules.text_margin
+        if len(candidates) == 1:
+            only = candidates[0]
+            if not text or not only.texts or self._likeness(text, only) >= threshold:
+                return only
+            return None
+        if not text:
+            return None
+        # Located incidents first: a district-only incident exactly as alike as a located one
+        # is most likely the same problem, reported before anyone gave its place.
+        scored = sorted(
+            (
+                (self._likeness(text, inc), inc.location_status == "located", inc)
+                for inc in candidates
+            ),
+            key=lambda t: (t[0], t[1]),
+            reverse=True,
+        )
+        best, best_located, winner = scored[0]
+        rivals = [sim for sim, is_located, _ in scored[1:] if is_located or not best_located]
+        second = rivals[0] if rivals else 0.0
+        if best >= threshold and best - second >= margin:
+            return winner
         return None
 
     # --- the operation -----------------------------------------------------------------------
     def add(self, e: CanonicalEvent) -> Change | None:
         """Attach a report to an incident or open one; None for a repeated event id or a
         clear that follows no alarm."""
-        if e.event_id in self.seen:
+        key = event_key(e.event_id)
+        if key in self.seen:
             return None
         family = self.rules.family_of(e.category)
         inc = self._match(e, family)
         loc = e.location
         if inc is None:
             if e.kind in ("clear", "device_online"):
-                self.seen[e.event_id] = ""
-                return None
+                return None  # the same clear again finds no alarm again: nothing to remember
             inc = Incident(
                 incident_id="inc-" + hashlib.sha1(e.event_id.encode()).hexdigest()[:16],  # noqa: S324
                 family=family.name,
@@ -196,42 +269,54 @@ class Correlator:
                 district=loc.district,
                 location_status=loc.status,
             )
-            self.by_cell.setdefault(inc.cell, []).append(inc)
+            self.hold(inc)
             opened, reopened = True, False
         else:
             opened = False
             reopened = inc.status in ("resolved", "closed") and e.kind != "clear"
             if reopened:
                 inc.status = "reopened"
-        self._absorb(inc, e)
-        self.seen[e.event_id] = inc.incident_id
+        self._absorb(inc, e, key)
         return Change(inc, opened, reopened)
 
-    def _absorb(self, inc: Incident, e: CanonicalEvent) -> None:
-        inc.event_ids.append(e.event_id)
+    def _absorb(self, inc: Incident, e: CanonicalEvent, key: int) -> None:
+        self.seen.add(key)
+        inc.event_keys.append(key)
         inc.reports[e.source_kind] = inc.reports.get(e.source_kind, 0) + 1
         inc.priority = min(inc.priority, e.severity)
         inc.first_seen = min(inc.first_seen, e.observed_at)
         inc.last_seen = max(inc.last_seen, e.observed_at)
-        if e.location.device_id:
-            inc.devices.add(e.location.device_id)
-        if e.text:
-            inc.text = inc.text | bigrams(e.text)
-        if (
-            e.location.lon is not None
-            and e.location.lat is not None
-            and e.location.status != "needs_location"
-            and len(inc.points) < 50
-        ):
-            inc.points.append((e.location.lon, e.location.lat))
-        if inc.lon is None and e.location.lon is not None and e.location.status != "needs_location":
+        if e.location.device_id and e.location.device_id not in inc.devices:
+            inc.devices = inc.devices | {e.location.device_id}
+        signature = tuple(sorted(self._signature(e)))
+        if signature and len(inc.texts) < MAX_TEXTS and signature not in inc.texts:
+            inc.texts.append(signature)
+        placed = e.location.lon is not None and e.location.status != "needs_location"
+        if placed and len(inc.points) < 2 * MAX_POINTS:
+            inc.points.extend((e.location.lon, e.location.lat))  # type: ignore[arg-type]
+        if (inc.lon is None and placed) or (inc.district is None and e.location.district):
+            # it found its place (or its district): index it again
             old = inc.cell
-            inc.lon, inc.lat, inc.location_status = e.location.lon, e.location.lat, "located"
             self.by_cell[old].remove(inc)
-            self.vacated.add(old)
-            self.by_cell.setdefault(inc.cell, []).append(inc)
-        if inc.district is None:
-            inc.district = e.location.district
+            if not self.by_cell[old]:
+                del self.by_cell[old]
+            self._release(inc)
+            if inc.lon is None and placed:
+                inc.lon, inc.lat, inc.location_status = e.location.lon, e.location.lat, "located"
+            inc.district = inc.district or e.location.district
+            if inc.cell != old:
+                self.vacated.add(old)
+            self.hold(inc)
+
+    def set_status(self, incident_id: str, status: str) -> Incident | None:
+        """Record an incident's status from the dispatch stage (a resolved incident that
+        gets new reports within its window is reopened); None if it is not held."""
+        for incs in self.by_cell.values():
+            for inc in incs:
+                if inc.incident_id == incident_id:
+                    inc.status = status
+                    return inc
+        return None
 
     def expire(self, now: datetime) -> int:
         """Forget incidents quiet for twice their window (keeps the state bounded)."""
@@ -241,6 +326,7 @@ class Correlator:
             for inc in self.by_cell[cell]:
                 family = self.rules.family_of(inc.category)
                 if now - inc.last_seen > timedelta(seconds=2 * family.window_s):
+                    self._release(inc)
                     dropped += 1
                 else:
                     keep.append(inc)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from citybrain.config_errors import explain, load_yaml
 from schemas.feed_definition import parse_duration
@@ -21,9 +22,18 @@ class Family(BaseModel):
     window: str
     sources: list[str] = ["iot", "hotline", "open311"]
 
+    _window: timedelta = PrivateAttr(default=timedelta(0))
+
+    def model_post_init(self, context: object, /) -> None:
+        self._window = timedelta(seconds=parse_duration(self.window))
+
     @property
     def window_s(self) -> float:
-        return parse_duration(self.window)
+        return self._window.total_seconds()
+
+    @property
+    def window_td(self) -> timedelta:
+        return self._window
 
 
 class Rules(BaseModel):
@@ -31,6 +41,8 @@ class Rules(BaseModel):
     default: Family
     families: list[Family]
     text_similarity: float = Field(0.3, ge=0, le=1)
+    text_margin: float = Field(0.2, ge=0, le=1)
+    text_boilerplate: list[str] = []
 
     def family_of(self, category: str) -> Family:
         for family in self.families:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from array import array
 from datetime import datetime
 from typing import Any
 
 from citybrain.correlation.core import Correlator, Incident
-
-MAX_STORED_BIGRAMS = 400
 
 
 def to_json(inc: Incident) -> dict[str, Any]:
@@ -24,10 +24,10 @@ def to_json(inc: Incident) -> dict[str, Any]:
         "location_status": inc.location_status,
         "status": inc.status,
         "reports": inc.reports,
-        "event_ids": inc.event_ids,
+        "event_keys": inc.event_keys.tolist(),
         "devices": sorted(inc.devices),
-        "text": sorted(inc.text)[:MAX_STORED_BIGRAMS],
-        "points": inc.points,
+        "texts": [list(t) for t in inc.texts],
+        "points": inc.points.tolist(),
     }
 
 
@@ -45,11 +45,16 @@ def from_json(d: dict[str, Any]) -> Incident:
         location_status=d["location_status"],
         status=d["status"],
         reports=dict(d["reports"]),
-        event_ids=list(d["event_ids"]),
-        devices=set(d["devices"]),
-        text=frozenset(d["text"]),
-        points=[(float(x), float(y)) for x, y in d["points"]],
+        event_keys=array("Q", d["event_keys"]),
+        devices=frozenset(d["devices"]),
+        texts=[tuple(sys.intern(g) for g in t) for t in d.get("texts", [])],
+        points=array("d", _flat(d["points"])),
     )
+
+
+def _flat(points: list[Any]) -> list[float]:
+    """Points as stored: flat [lon, lat, ...] (or the older [[lon, lat], ...])."""
+    return [float(v) for p in points for v in (p if isinstance(p, list) else [p])]
 
 
 def restore(correlator: Correlator, cells: dict[str, list[dict[str, Any]]]) -> int:
@@ -58,9 +63,7 @@ def restore(correlator: Correlator, cells: dict[str, list[dict[str, Any]]]) -> i
     for cell, incidents in cells.items():
         for d in incidents:
             inc = from_json(d)
-            correlator.by_cell.setdefault(cell, []).append(inc)
-            for event_id in inc.event_ids:
-                correlator.seen[event_id] = inc.incident_id
+            correlator.hold(inc, cell)
             count += 1
     return count
 
@@ -85,12 +88,12 @@ def incident_row(
         grid_cell,
         jurisdiction,
         now,
-        len(inc.event_ids),
+        inc.report_count,
     )
 
 
-def incident_message(inc: Incident, change: str) -> dict[str, Any]:
-    """The value sent to incidents.v1 for a change."""
+def incident_message(inc: Incident, change: str, event_ids: list[str]) -> dict[str, Any]:
+    """The value sent to incidents.v1 for a change; `event_ids`: the reports it took in."""
     return {
         "schema": "citybrain.incident/1",
         "change": change,
@@ -107,5 +110,5 @@ def incident_message(inc: Incident, change: str) -> dict[str, Any]:
         "location_status": inc.location_status,
         "reports": inc.reports,
         "reports_total": sum(inc.reports.values()),
-        "event_ids": inc.event_ids[-50:],
+        "event_ids": event_ids,
     }

@@ -102,6 +102,11 @@ class Gazetteer:
         self.names = sorted(self.by_name, key=len, reverse=True)
         self.district_names = sorted(self.districts, key=len, reverse=True)
 
+    @property
+    def full_district_names(self) -> list[str]:
+        """The districts' full names (浦东新区, not the short form 浦东)."""
+        return [name for name in self.districts if name.endswith(("区", "县", "市", "旗"))]
+
     @classmethod
     def load(
         cls, path: Path, districts: dict[str, str], district_points: dict[str, tuple[float, float]]

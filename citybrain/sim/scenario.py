@@ -87,6 +87,45 @@ PROBLEMS = (
         "streetlight",
     ),
 )
+# What callers name a place by: a housing estate and building, or a landmark. Every caller
+# about one problem tends to name the same place; different problems, different places.
+PLACE_NAMES = (
+    "康桥",
+    "金桥",
+    "长寿",
+    "曹杨",
+    "彭浦",
+    "田林",
+    "古美",
+    "龙华",
+    "凉城",
+    "控江",
+    "延吉",
+    "鞍山",
+    "打浦",
+    "瑞金",
+    "天山",
+    "仙霞",
+    "北新泾",
+    "江宁",
+    "宜川",
+    "真如",
+    "桃浦",
+    "张江",
+    "花木",
+    "洋泾",
+    "塘桥",
+    "三林",
+    "梅陇",
+    "莘庄",
+    "七宝",
+    "江湾",
+    "五里桥",
+    "斜土",
+    "枫林",
+)
+ESTATES = ("新村", "花园", "小区", "公寓", "苑", "家园")
+LANDMARKS = ("小学", "菜场", "地铁站", "公交站", "超市", "幼儿园", "社区医院", "菜市场")
 NEAR_MISS = {
     "flooding": "dark-street",
     "fire": "manhole",
@@ -108,6 +147,13 @@ def _vendor_time(t: datetime, fmt: str) -> str:
     return (t + SH).strftime(fmt)
 
 
+def _place(rng: random.Random) -> str:
+    name = rng.choice(PLACE_NAMES)
+    if rng.random() < 0.6:
+        return f"{name}{rng.choice(ESTATES)}{rng.randint(1, 40)}号楼"
+    return f"{name}{rng.choice(LANDMARKS)}"
+
+
 def _phone(rng: random.Random) -> str:
     return f"1{rng.choice('3578')}{rng.randint(0, 9)}{rng.randint(10_000_000, 99_999_999)}"
 
@@ -127,9 +173,7 @@ class Scenario:
         self.rng = random.Random(seed)
         self.run = seed  # in every generated id, so runs with other seeds never collide
         self.index = index
-        self.districts = {
-            code: name for name, code in gazetteer.districts.items() if name.endswith(("区", "县"))
-        }
+        self.districts = {gazetteer.districts[name]: name for name in gazetteer.full_district_names}
         self.registries = registries
         self.gazetteer = gazetteer
         self.malformed = malformed
@@ -215,7 +259,13 @@ class Scenario:
         return SimRecord(at, "raw.iot.streetlight", lamp, json.dumps(doc).encode(), truth)
 
     def call(
-        self, problem: ProblemType, lon: float, lat: float, at: datetime, truth: dict[str, Any]
+        self,
+        problem: ProblemType,
+        lon: float,
+        lat: float,
+        at: datetime,
+        truth: dict[str, Any],
+        place: str | None = None,
     ) -> SimRecord:
         self.counter += 1
         ticket = f"SIM{self.run}-{at.strftime('%Y%m%d')}{self.counter:07d}"
@@ -229,7 +279,7 @@ class Scenario:
             "category": problem.hotline_category,
             "urgency": self.rng.choice(["紧急", "一般", "特急"]),
             "content": "市民来电反映：" + self.rng.choice(problem.phrases),
-            "address": self._vague_address(lon, lat),
+            "address": self._caller_address(lon, lat, place),
             "lng": round(float(glon[0]), 6) if with_coords else None,
             "lat": round(float(glat[0]), 6) if with_coords else None,
         }
@@ -296,15 +346,20 @@ class Scenario:
                 for _ in range(self.rng.randint(1, 3)):
                     plon, plat = _offset(lon, lat, 120, self.rng)
                     records.append(self.lamp(plon, plat, at, truth))
+        place = _place(self.rng)
         for _ in range(self.rng.randint(3, 7)):
             clon, clat = _offset(lon, lat, 300, self.rng)
             at = start + timedelta(minutes=self.rng.uniform(0, 40))
-            records.append(self.call(kind, clon, clat, at, truth))
+            records.append(self.call(kind, clon, clat, at, truth, place))
         return records, (lon, lat)
 
-    def _vague_address(self, lon: float, lat: float) -> str:
-        """What a caller says without an exact address: the district and a vague place."""
+    def _caller_address(self, lon: float, lat: float, place: str | None) -> str:
+        """What a caller gives as the address: the district and, most of the time, the place
+        everyone around calls it (a housing estate and building, a landmark); otherwise
+        something vague."""
         district = self.districts.get(self._district_of(lon, lat) or "", "")
+        if place is not None and self.rng.random() < 0.85:
+            return district + place + self.rng.choice(["", "门口", "旁边", "附近"])
         return district + self.rng.choice(["某小区门口", "附近马路上", "家楼下", "菜场旁边"])
 
     def _district_of(self, lon: float, lat: float) -> str | None:
@@ -342,6 +397,7 @@ class Scenario:
                         nlat,
                         at,
                         {"problem_id": pid, "category": other.category, "near_miss_of": number},
+                        _place(self.rng),
                     )
                 )
         background = max(0, events - len(out))

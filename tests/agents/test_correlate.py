@@ -105,7 +105,7 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
         time.sleep(1)
     assert ours and len(stored) == len(ours), second.log()[-3000:]
 
-    reference = Correlator()
+    reference = Correlator(place_names=load_gazetteer(load_pack("shanghai")).full_district_names)
     expected: dict[str, str] = {}
     for e in events:  # the order the single correlate partition delivered them in
         change = reference.add(e)

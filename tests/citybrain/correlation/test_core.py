@@ -29,6 +29,7 @@ def ev(
     district: str | None = "310115",
     device: str | None = None,
     text: str | None = None,
+    address: str | None = None,
     severity: int = 3,
 ) -> CanonicalEvent:
     located = status == "located"
@@ -47,6 +48,7 @@ def ev(
             lat=lat + dlat_m * M if located else None,
             district=district,
             device_id=device,
+            address=address,
         ),
         raw_ref=RawRef("t", 0, 0),
         text=text,
@@ -54,13 +56,13 @@ def ev(
 
 
 def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
-    c = Correlator()
+    c = Correlator(place_names=["浦东新区"])
     groups: dict[str, list[str]] = {}
     for e in events:
         change = c.add(e)
         if change is not None:
             groups.setdefault(change.incident.incident_id, []).append(e.event_id)
-    return sorted(groups.values())
+    return sorted(sorted(group) for group in groups.values())
 
 
 @pytest.mark.parametrize(
@@ -106,6 +108,42 @@ def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
                 ev("w", status="needs_location", minutes=6),
             ],
             [["a"], ["b"], ["v"], ["w"]],
+        ),
+        # a vague call naming the place another caller named joins that incident, even with
+        # another incident of the family open in the district (the district name says nothing)
+        (
+            [
+                ev("a", address="浦东新区张江公寓5号楼"),
+                ev("b", dlat_m=3000, address="浦东新区仙霞新村6号楼"),
+                ev("v", status="needs_location", minutes=5, address="浦东新区张江公寓5号楼门口"),
+            ],
+            [["a", "v"], ["b"]],
+        ),
+        # ... but a vague place ("某小区门口") ties it to neither
+        (
+            [
+                ev("a", address="浦东新区张江公寓5号楼"),
+                ev("b", dlat_m=3000, address="浦东新区仙霞新村6号楼"),
+                ev("v", status="needs_location", minutes=5, address="浦东新区某小区门口"),
+            ],
+            [["a"], ["b"], ["v"]],
+        ),
+        # a lone incident naming another place is not joined
+        (
+            [
+                ev("a", address="浦东新区张江公寓5号楼"),
+                ev("v", status="needs_location", minutes=5, address="浦东新区七宝菜市场"),
+            ],
+            [["a"], ["v"]],
+        ),
+        # the first located report takes over the district-only incident it fits
+        (
+            [
+                ev("v", status="needs_location", address="浦东新区康桥小学"),
+                ev("a", minutes=5, address="浦东新区康桥小学旁边"),
+                ev("b", dlat_m=100, minutes=8),
+            ],
+            [["a", "b", "v"]],
         ),
     ],
 )
