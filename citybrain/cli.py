@@ -578,6 +578,24 @@ def bench_geo(
     _report(as_dict(result), json_out, ">= 500000 points/s", result.points_per_s >= 500_000)
 
 
+@bench_app.command("correlate")
+def bench_correlate(
+    keys: Annotated[int, typer.Option(help="Live correlation keys (reports held).")] = 1_000_000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Memory per million live correlation keys (target: at most 100 MB)."""
+
+    from citybrain.bench.correlate import as_dict, run_correlate_bench
+
+    result = run_correlate_bench(keys)
+    _report(
+        as_dict(result),
+        json_out,
+        "<= 100 MB (95.4 MiB) per million keys",
+        result.mib_per_million_keys <= 100e6 / 2**20,
+    )
+
+
 @bench_app.command("normalize")
 def bench_normalize(
     messages: Annotated[int, typer.Option(help="Telemetry messages to normalise.")] = 200_000,
