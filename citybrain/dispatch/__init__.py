@@ -1,0 +1,1 @@
+"""Dispatch: routing, SLA deadlines, delivery, escalation (pure parts)."""
