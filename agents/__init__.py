@@ -1,6 +1,6 @@
 """The stages, one module each. An agent is a thin loop: take a batch, call pure
 functions, emit. Importing this package registers every agent on `streams.app.app`."""
 
-from agents import correlate, maintenance, normalize, persist, ping
+from agents import correlate, dispatch, maintenance, normalize, persist, ping, status
 
-__all__ = ["correlate", "maintenance", "normalize", "persist", "ping"]
+__all__ = ["correlate", "dispatch", "maintenance", "normalize", "persist", "ping", "status"]

@@ -23,6 +23,8 @@ import orjson
 
 from citybrain.correlation.core import Correlator, Incident
 from citybrain.correlation.state import incident_message, incident_row, restore, to_json
+from citybrain.geo.address import load_gazetteer
+from citybrain.geo.pack import load_pack
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
 from citybrain.settings import Settings, get_settings
@@ -54,7 +56,8 @@ def correlator() -> Correlator:
     """The correlator, rebuilt from the table the first time it is needed."""
     global _correlator
     if _correlator is None:
-        c = Correlator()
+        pack = load_pack(get_settings().city_pack)
+        c = Correlator(place_names=load_gazetteer(pack).full_district_names)
         count = restore(c, {str(k): v for k, v in cells.items() if v})
         log.info("correlation state restored", incidents=count)
         _correlator = c
@@ -69,8 +72,29 @@ async def route(stream: faust.StreamT[bytes]) -> None:
         await asyncio.gather(*pending)
 
 
-async def _write(settings: Settings, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+def _control(value: bytes) -> dict[str, Any] | None:
+    """A control message from the dispatch stage (an incident's new status), or None."""
+    if not value.startswith(b'{"control"'):
+        return None
+    data = orjson.loads(value)
+    return data if isinstance(data, dict) and data.get("control") == "incident_status" else None
+
+
+async def _write(
+    settings: Settings, rows: dict[str, list[tuple[Any, ...]]], reopened: list[str]
+) -> None:
+    """Incidents, reports and history in one transaction. An incident's status belongs to
+    the dispatch stage once it is dispatched; this stage only sets it on a reopening."""
+
+    async def reopen(conn: Any) -> None:
+        if reopened:
+            await conn.execute(
+                "UPDATE incidents SET status = 'reopened' WHERE incident_id = ANY(%s)",
+                (reopened,),
+            )
+
     writer = await get_writer(settings)
+    writer.before_commit = reopen
     await writer.write_many(
         [
             (INCIDENTS, rows["incidents"]),
@@ -89,8 +113,16 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
         now = datetime.now(UTC)
         touched: dict[str, Incident] = {}
         first_change: dict[str, str] = {}  # incident -> opened / reopened / merged
+        taken_in: dict[str, list[str]] = {}  # incident -> the reports it took in this batch
         rows: dict[str, list[tuple[Any, ...]]] = {"incidents": [], "reports": [], "history": []}
+        statuses: list[Incident] = []
         for event in events:
+            control = _control(event.message.value)
+            if control is not None:
+                held = c.set_status(str(control["incident_id"]), str(control["status"]))
+                if held is not None:
+                    statuses.append(held)
+                continue
             try:
                 e = CanonicalEvent.from_json(event.message.value)
             except Exception as exc:
@@ -105,6 +137,7 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
             touched[inc.incident_id] = inc
             kind = "opened" if change.opened else ("reopened" if change.reopened else "merged")
             first_change.setdefault(inc.incident_id, kind)
+            taken_in.setdefault(inc.incident_id, []).append(e.event_id)
             rows["reports"].append((e.event_id, inc.incident_id, e.source_kind, e.observed_at))
             rows["history"].append(
                 (
@@ -120,18 +153,25 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
             )
         for inc in touched.values():
             rows["incidents"].append(incident_row(inc, now))
+        reopened = [i for i, kind in first_change.items() if kind == "reopened"]
         if touched:
-            await retry_transient(partial(_write, settings, rows), what=STAGE)
-            dirty = {inc.cell for inc in touched.values()} | c.vacated
+            await retry_transient(partial(_write, settings, rows, reopened), what=STAGE)
+        if touched or statuses:
+            dirty = {inc.cell for inc in [*touched.values(), *statuses]} | c.vacated
             c.vacated.clear()
             for cell in dirty:
                 incs = c.by_cell.get(cell, [])
                 cells[cell] = [to_json(i) for i in incs] if incs else None
+        if touched:
             # one message per incident and batch, carrying its state after the batch
             pending = [
                 await incidents_topic.send(
                     key=inc.incident_id.encode(),
-                    value=orjson.dumps(incident_message(inc, first_change[inc.incident_id])),
+                    value=orjson.dumps(
+                        incident_message(
+                            inc, first_change[inc.incident_id], taken_in[inc.incident_id]
+                        )
+                    ),
                 )
                 for inc in touched.values()
             ]

@@ -19,6 +19,12 @@ DB_RETRIES = Counter(
     "Database operations retried after a transient error.",
     ["operation"],
 )
+DELIVERIES = Counter(
+    "citybrain_deliveries_total",
+    "Delivery attempts of task messages, by channel (kafka, webhook) and outcome "
+    "(sent, retry, fail).",
+    ["channel", "outcome"],
+)
 BATCH_SECONDS = Histogram(
     "citybrain_batch_seconds",
     "Time to process one batch, per stage.",

@@ -111,6 +111,31 @@ class Settings(BaseSettings):
         "start after the built-in ones.",
     )
 
+    # --- Dispatch ----------------------------------------------------------------
+    departments_file: Path | None = Field(
+        None, description="Departments file (default: the shipped Shanghai departments)."
+    )
+    routes_file: Path | None = Field(
+        None, description="Routing tree file (default: the shipped Shanghai routes)."
+    )
+    sla_file: Path | None = Field(
+        None, description="SLA policy file (default: the shipped policy and holidays)."
+    )
+    delivery_interval: float = Field(
+        1.0, description="Seconds between passes over the outbox for due deliveries."
+    )
+    delivery_max_attempts: int = Field(
+        8, description="Attempts per delivery before it is dead-lettered."
+    )
+    delivery_backoff_base: float = Field(
+        2.0, description="Seconds: the first retry waits up to this long, then doubling."
+    )
+    delivery_backoff_cap: float = Field(600.0, description="Seconds: the longest retry wait.")
+    webhook_timeout: float = Field(5.0, description="Seconds before a webhook call times out.")
+    escalation_interval: float = Field(
+        15.0, description="Seconds between passes of the reminder and escalation timers."
+    )
+
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")

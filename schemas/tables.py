@@ -121,10 +121,10 @@ INCIDENTS = TableSpec(
         ("version", "int8"),
     ),
     key=("incident_id",),
+    # no "status": once an incident is dispatched its status is the dispatch stage's
     update=(
         "category",
         "priority",
-        "status",
         "first_seen",
         "last_seen",
         "report_counts",

@@ -56,6 +56,24 @@ class Catalogue:
         partitions=None,
         description="Every change of an incident: opened, merged, reopened.",
     )
+    dispatch_status: TopicSpec = TopicSpec(
+        name="dispatch.status.v1",
+        key="dispatch id",
+        value="status report JSON (schemas/dispatch_status.py): acknowledged, in_progress, "
+        "resolved (note), rejected (reason)",
+        partitions=None,
+        description="Departments' reports on their tasks (from the API or their systems).",
+    )
+    dispatch_dead_letters: TopicSpec = TopicSpec(
+        name="dispatch.deliveries.dlq",
+        key="message id",
+        value="the task message that could not be delivered; headers name the destination, "
+        "attempts and last error",
+        partitions=None,
+        description="Deliveries that failed permanently or ran out of attempts.",
+    )
+    # dispatch.<department>.v1: one per department (see `dispatch_topic_name`), keyed by
+    # dispatch id, carrying task messages (schema citybrain.task/1).
     # raw.iot.<feed>, raw.hotline, raw.open311: one per feed definition, keyed by device
     # id (or ticket / request id); their names live in the feed files.
 
@@ -64,6 +82,21 @@ class Catalogue:
 
 
 TOPICS = Catalogue()
+
+
+def dispatch_topic_name(department: str) -> str:
+    """The topic a department's tasks are published to."""
+    return f"dispatch.{department}.v1"
+
+
+def dispatch_topic_spec(department: str) -> TopicSpec:
+    return TopicSpec(
+        name=dispatch_topic_name(department),
+        key="dispatch id",
+        value="task message JSON (schema citybrain.task/1)",
+        partitions=None,
+        description=f"Tasks for department {department}.",
+    )
 
 
 def topic(app: faust.App, spec: TopicSpec, **options: Any) -> faust.TopicT:

@@ -59,6 +59,7 @@ def time_tables(settings: Settings) -> tuple[TimeTable, ...]:
         ),
         TimeTable("incident_history", "at", "7 days", settings.retention_history_days),
         TimeTable("dispatch_history", "at", "7 days", settings.retention_history_days),
+        TimeTable("delivery_attempts", "at", "7 days", settings.retention_history_days),
     )
 
 

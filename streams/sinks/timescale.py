@@ -102,7 +102,7 @@ class BatchWriter:
         self.method = method
         self.optimistic = optimistic
         self.fallbacks = 0  # batches that met existing keys and took the upsert path
-        self.before_commit = before_commit  # fault injection in tests
+        self.before_commit = before_commit  # more work in the same transaction
 
     async def write(self, spec: TableSpec, rows: Sequence[Row]) -> WriteResult:
         """One batch into one table, in one transaction."""

@@ -13,13 +13,14 @@ from psycopg_pool import AsyncConnectionPool
 from citybrain.db.connect import connect as db_connect
 from citybrain.db.connect import connection_kwargs
 from citybrain.db.migrate import migrate
+from citybrain.db.policies import time_tables
 from citybrain.db.status import read_status
 from citybrain.settings import Settings
 from schemas.tables import EVENTS, READINGS
 from streams.sinks.timescale import BatchWriter
 
 pytestmark = [pytest.mark.integration, pytest.mark.timescale]
-TIME_TABLES = {"events", "readings", "incident_history", "dispatch_history"}
+TIME_TABLES = {"events", "readings", "incident_history", "dispatch_history", "delivery_attempts"}
 
 
 def connect(settings: Settings) -> psycopg.Connection:
@@ -55,7 +56,7 @@ def test_policies_are_installed_once_even_after_migrating_again(timescale: Setti
     for proc, _ in jobs:
         by_kind[proc] = by_kind.get(proc, 0) + 1
     assert by_kind == {
-        "policy_retention": 4,
+        "policy_retention": len(time_tables(timescale)),  # one per time-partitioned table
         "policy_compression": 2,
         "policy_refresh_continuous_aggregate": 3,
     }

@@ -1,0 +1,62 @@
+"""Where a department's messages go: its Kafka topic and its signed webhooks (pure).
+
+A destination is a string: `kafka:dispatch.<dept>.v1` or `webhook:<endpoint name>`. A
+webhook's signing secret comes from the environment variable its channel names; a webhook
+whose variable is unset is left out (an unsigned webhook is never called) and reported by
+`disabled`, so that the worker can say so at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from citybrain.dispatch.routing import Routing
+from streams.topics import dispatch_topic_name
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    department: str
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Channels:
+    destinations: Mapping[str, tuple[str, ...]]  # department -> destinations
+    endpoints: Mapping[str, Endpoint]  # webhook name -> endpoint
+    disabled: tuple[str, ...] = field(default=())  # webhooks without a secret
+
+    @classmethod
+    def of(cls, routing: Routing, environ: Mapping[str, str]) -> Channels:
+        destinations: dict[str, tuple[str, ...]] = {}
+        endpoints: dict[str, Endpoint] = {}
+        disabled: list[str] = []
+        for code, department in routing.by_code.items():
+            out: list[str] = []
+            for channel in department.channels:
+                if channel.kafka:
+                    out.append(f"kafka:{dispatch_topic_name(code)}")
+                elif channel.webhook is not None:
+                    hook = channel.webhook
+                    secret = environ.get(hook.secret_env, "")
+                    if not secret:
+                        disabled.append(f"{code}/{hook.name} (set {hook.secret_env})")
+                        continue
+                    endpoints[hook.name] = Endpoint(hook.name, code, hook.url, secret)
+                    out.append(f"webhook:{hook.name}")
+            destinations[code] = tuple(out)
+        return cls(destinations, endpoints, tuple(disabled))
+
+    def of_department(self, department: str) -> tuple[str, ...]:
+        return self.destinations.get(department, ())
+
+    def kafka_topics(self) -> list[str]:
+        return sorted(
+            d.removeprefix("kafka:")
+            for dests in self.destinations.values()
+            for d in dests
+            if d.startswith("kafka:")
+        )

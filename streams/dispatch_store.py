@@ -1,0 +1,283 @@
+"""The dispatch stage's tables: tasks (`dispatches`), their history, and the outbox.
+
+Reads lock the rows they return (`FOR UPDATE`), so that a plan computed from them and
+saved in the same transaction cannot race another worker; the outbox and the timers claim
+their due rows with `SKIP LOCKED`, so several workers share the work without doing any of
+it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from citybrain.dispatch.outbox import Attempt, Delivery
+from citybrain.dispatch.plan import Plan, Task
+
+TASK_COLUMNS = (
+    "dispatch_id",
+    "incident_id",
+    "department",
+    "role",
+    "status",
+    "priority",
+    "category",
+    "ack_deadline",
+    "resolve_deadline",
+    "sla_clock",
+    "created_at",
+    "updated_at",
+    "report_count",
+    "route",
+    "acknowledged_at",
+    "resolved_at",
+    "escalations",
+    "next_action_at",
+    "note",
+    "reason",
+    "reopened",
+    "details",
+)
+_SELECT = "SELECT " + ", ".join(TASK_COLUMNS) + " FROM dispatches"
+
+
+def task_of(row: dict[str, Any]) -> Task:
+    values = {c: row[c] for c in TASK_COLUMNS}
+    values["escalations"] = tuple(row["escalations"] or ())
+    values["details"] = dict(row["details"] or {})
+    return Task(**values)
+
+
+def _task_values(task: Task) -> tuple[Any, ...]:
+    values = []
+    for c in TASK_COLUMNS:
+        v = getattr(task, c)
+        if c == "escalations":
+            v = list(v)
+        elif c == "details":
+            v = Jsonb(dict(v))
+        values.append(v)
+    return tuple(values)
+
+
+async def tasks_of_incidents(
+    conn: AsyncConnection[Any], incident_ids: Sequence[str]
+) -> dict[str, dict[str, Task]]:
+    """The tasks of these incidents, by incident and department, locked for this transaction."""
+    out: dict[str, dict[str, Task]] = {i: {} for i in incident_ids}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _SELECT + " WHERE incident_id = ANY(%s) ORDER BY dispatch_id FOR UPDATE",
+            (list(incident_ids),),
+        )
+        for row in await cur.fetchall():
+            task = task_of(row)
+            out.setdefault(task.incident_id, {})[task.department] = task
+    return out
+
+
+async def stored_incidents(conn: AsyncConnection[Any], incident_ids: Sequence[str]) -> set[str]:
+    """Which of these incidents have a row."""
+    cur = await conn.execute(
+        "SELECT incident_id FROM incidents WHERE incident_id = ANY(%s)",
+        (list(incident_ids),),
+    )
+    return {r[0] for r in await cur.fetchall()}
+
+
+async def task_by_id(conn: AsyncConnection[Any], dispatch_id: str) -> Task | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_SELECT + " WHERE dispatch_id = %s FOR UPDATE", (dispatch_id,))
+        row = await cur.fetchone()
+    return task_of(row) if row else None
+
+
+async def incident_row(conn: AsyncConnection[Any], incident_id: str) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT incident_id, category, priority, status, first_seen, last_seen,"
+            " reports_total, district, lon, lat, location_status, report_counts AS reports"
+            " FROM incidents WHERE incident_id = %s",
+            (incident_id,),
+        )
+        return await cur.fetchone()
+
+
+async def due_tasks(conn: AsyncConnection[Any], now: datetime, limit: int) -> list[Task]:
+    """Open tasks whose reminder or escalation timer is due, claimed for this transaction."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            _SELECT + " WHERE status IN ('dispatched', 'acknowledged', 'in_progress')"
+            " AND next_action_at <= %s ORDER BY next_action_at LIMIT %s"
+            " FOR UPDATE SKIP LOCKED",
+            (now, limit),
+        )
+        return [task_of(r) for r in await cur.fetchall()]
+
+
+async def save_plan(
+    conn: AsyncConnection[Any],
+    plan: Plan,
+    incident_id: str | None,
+    destinations: Callable[[str], Iterable[str]],
+    max_attempts: int,
+) -> int:
+    """Store a plan: tasks upserted, history appended, one outbox row per message and
+    destination (a message id seen before is not queued again), the incident's status.
+    Returns the number of outbox rows queued."""
+    if plan.tasks:
+        cols = ", ".join(TASK_COLUMNS)
+        marks = ", ".join(["%s"] * len(TASK_COLUMNS))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TASK_COLUMNS[3:])
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                f"INSERT INTO dispatches ({cols}) VALUES ({marks})"
+                f" ON CONFLICT (dispatch_id) DO UPDATE SET {updates}",
+                [_task_values(t) for t in plan.tasks],
+            )
+    if plan.history:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO dispatch_history (dispatch_id, at, status, department, incident_id,"
+                " actor, note, ack_deadline, resolve_deadline, on_time)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (
+                        h.dispatch_id,
+                        h.at,
+                        h.status,
+                        h.department,
+                        h.incident_id,
+                        h.actor,
+                        h.note,
+                        h.ack_deadline,
+                        h.resolve_deadline,
+                        h.on_time,
+                    )
+                    for h in plan.history
+                ],
+            )
+    outbox = [
+        (
+            m.message_id,
+            destination,
+            m.dispatch_id,
+            m.department,
+            m.kind,
+            Jsonb(dict(m.payload)),
+            max_attempts,
+        )
+        for m in plan.messages
+        for destination in destinations(m.department)
+    ]
+    queued = 0
+    if outbox:
+        async with conn.cursor() as cur:
+            for row in outbox:  # one statement per row to count the new ones
+                await cur.execute(
+                    "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id,"
+                    " department, kind, payload, max_attempts)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    row,
+                )
+                queued += cur.rowcount
+    if incident_id is not None and plan.incident_status is not None:
+        await conn.execute(
+            "UPDATE incidents SET status = %s, updated_at = now(), version = version + 1"
+            " WHERE incident_id = %s AND status <> %s",
+            (plan.incident_status, incident_id, plan.incident_status),
+        )
+    return queued
+
+
+# --- the outbox ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed outbox row: a message on its way to one destination."""
+
+    delivery: Delivery
+    department: str
+    kind: str
+    payload: dict[str, Any]
+
+    @property
+    def message_id(self) -> str:
+        return self.delivery.delivery_id
+
+
+async def claim_deliveries(
+    conn: AsyncConnection[Any], now: datetime, lease_s: float, limit: int
+) -> list[Outgoing]:
+    """Due deliveries, leased to this worker for `lease_s` (a worker that dies mid-way
+    leaves them to be retried when the lease runs out)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "UPDATE dispatch_outbox o"
+            " SET next_attempt_at = %(now)s + make_interval(secs => %(lease)s)"
+            " FROM (SELECT message_id, destination FROM dispatch_outbox"
+            "       WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
+            "       ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
+            " WHERE o.message_id = due.message_id AND o.destination = due.destination"
+            " RETURNING o.*",
+            {"now": now, "lease": lease_s, "limit": limit},
+        )
+        rows = await cur.fetchall()
+    return [
+        Outgoing(
+            Delivery(
+                delivery_id=r["message_id"],
+                dispatch_id=r["dispatch_id"],
+                destination=r["destination"],
+                status=r["status"],
+                attempts=r["attempts"],
+                max_attempts=r["max_attempts"],
+                last_error=r["last_error"],
+                next_attempt_at=r["next_attempt_at"],
+                created_at=r["created_at"],
+                sent_at=r["sent_at"],
+            ),
+            r["department"],
+            r["kind"],
+            dict(r["payload"]),
+        )
+        for r in rows
+    ]
+
+
+async def record_delivery(conn: AsyncConnection[Any], after: Delivery, attempt: Attempt) -> None:
+    """Store a delivery's state after an attempt, and the attempt itself."""
+    await conn.execute(
+        "UPDATE dispatch_outbox SET status = %s, attempts = %s, last_error = %s,"
+        " next_attempt_at = COALESCE(%s, next_attempt_at), sent_at = %s"
+        " WHERE message_id = %s AND destination = %s",
+        (
+            after.status,
+            after.attempts,
+            after.last_error,
+            after.next_attempt_at,
+            after.sent_at,
+            after.delivery_id,
+            after.destination,
+        ),
+    )
+    await conn.execute(
+        "INSERT INTO delivery_attempts (message_id, destination, attempt, at, outcome,"
+        " status_code, error, duration_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (
+            attempt.delivery_id,
+            attempt.destination,
+            attempt.number,
+            attempt.at,
+            attempt.outcome,
+            attempt.status_code,
+            attempt.error,
+            attempt.duration_ms,
+        ),
+    )
