@@ -84,7 +84,11 @@ class RouteFacts:
             category=category,
             priority=priority,
             district=_str_or_none(where.get("district")),
-            jurisdiction={str(k): str(v) for k, v in jurisdiction.items()},
+            # canonical events name layers without the prefix ({"gas": "gas-pudong"})
+            jurisdiction={
+                (str(k) if str(k).startswith("jurisdiction:") else f"jurisdiction:{k}"): str(v)
+                for k, v in jurisdiction.items()
+            },
             lon=_float_or_none(where.get("lon")),
             lat=_float_or_none(where.get("lat")),
         )

@@ -524,3 +524,15 @@ def test_config_errors_from_both_files_at_once(tmp_path: Path) -> None:
 
 def test_not_yaml(tmp_path: Path) -> None:
     assert "not valid YAML" in config_error(tmp_path, "route: [\n")
+
+
+def test_a_canonical_event_names_jurisdiction_layers_without_the_prefix() -> None:
+    facts = RouteFacts.from_event_json(
+        {
+            "category": "gas_leak",
+            "severity": 2,
+            "location": {"district": "310115", "jurisdiction": {"gas": "gas-pudong"}},
+        }
+    )
+    assert facts.jurisdiction == {"jurisdiction:gas": "gas-pudong"}
+    assert default_routing().route(facts).lead == "gas-pudong"
