@@ -142,8 +142,8 @@ def run(
         float, typer.Option("--simulate", help="Simulated records/s sent meanwhile (0 = none).")
     ] = 50.0,
 ) -> None:
-    """Start the stack, migrate, import the city pack, and run the worker in the foreground,
-    with the city simulator sending traffic in the background."""
+    """Start the stack, migrate, import the city pack, run the worker and the city simulator
+    in the background, and print a live summary line until Ctrl-C."""
     import subprocess
     import sys
 
@@ -176,124 +176,56 @@ def run(
             stdout=sim_log.open("ab"),
             stderr=subprocess.STDOUT,
         )
+    worker_log = s.resolved_log_dir / "worker.log"
+    worker_proc = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "worker"],
+        stdout=worker_log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     typer.echo(
-        "\ncitybrain is starting. Where to look next:\n"
+        "\ncitybrain is running. Where to look next:\n"
+        f"  worker log      {worker_log}\n"
         f"  worker health   http://127.0.0.1:{s.worker_web_port}/\n"
         f"  metrics         http://127.0.0.1:{s.metrics_port}/metrics\n"
         f"  service logs    {s.resolved_log_dir}\n"
         f"  simulator       {sim_log if simulator else 'off (--simulate 0)'}\n"
         f"  database        psql {s.safe_conninfo()}\n"
-        "                  e.g. SELECT feed, category, count(*) FROM events GROUP BY 1, 2;\n"
+        "                  e.g. SELECT department, status, count(*) FROM dispatches\n"
+        "                  GROUP BY 1, 2;\n"
         "  stack status    citybrain stack status\n"
         "  stop            Ctrl-C here, then `citybrain stack down`\n"
     )
     try:
-        worker()
+        _live_summary(s, worker_proc)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping...")
     finally:
         if simulator is not None:
             simulator.terminate()
+        worker_proc.terminate()
+        try:
+            worker_proc.wait(30)
+        except subprocess.TimeoutExpired:
+            worker_proc.kill()
 
 
-# --- routes ------------------------------------------------------------------------------
-def _routing_files(
-    departments: str | None, routes: str | None
-) -> tuple[Any, Any]:  # (departments path, routes path)
-    from pathlib import Path
+def _live_summary(s: Settings, worker_proc: Any, every: float = 5.0) -> None:
+    """One summary line, rewritten every few seconds, until the worker stops."""
+    import time
 
-    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE
+    from citybrain.db.connect import connect
+    from citybrain.summary import read_snapshot, summary_line
 
-    s = _settings()
-    return (
-        Path(departments) if departments else (s.departments_file or DEPARTMENTS_FILE),
-        Path(routes) if routes else (s.routes_file or ROUTES_FILE),
-    )
-
-
-@routes_app.command("check")
-def routes_check(
-    departments: Annotated[str | None, typer.Option(help="Departments file.")] = None,
-    routes: Annotated[str | None, typer.Option(help="Routes file.")] = None,
-    sla: Annotated[str | None, typer.Option(help="SLA policy file.")] = None,
-) -> None:
-    """Validate departments, routes and the SLA policy; each error names file, line, field."""
-    import os
-    from pathlib import Path
-
-    from citybrain.config_errors import ConfigError
-    from citybrain.dispatch.channels import Channels
-    from citybrain.dispatch.routing import load_routing
-    from citybrain.dispatch.sla import SLA_FILE, load_sla_policy
-
-    dept_path, routes_path = _routing_files(departments, routes)
-    sla_path = Path(sla) if sla else (_settings().sla_file or SLA_FILE)
-    try:
-        routing = load_routing(dept_path, routes_path)
-        policy = load_sla_policy(sla_path)
-    except ConfigError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
-    channels = Channels.of(routing, os.environ)
-    typer.echo(f"{dept_path}: ok ({len(routing.by_code)} departments)")
-    typer.echo(f"{routes_path}: ok (operations center: {routing.operations_center})")
-    typer.echo(f"{sla_path}: ok ({len(policy.categories)} categories + default)")
-    for hook in channels.disabled:
-        typer.secho(f"webhook off until its secret is set: {hook}", fg="yellow")
-
-
-@routes_app.command("explain")
-def routes_explain(
-    event_file: Annotated[str, typer.Argument(help="A canonical event or incident (JSON).")],
-    departments: Annotated[str | None, typer.Option(help="Departments file.")] = None,
-    routes: Annotated[str | None, typer.Option(help="Routes file.")] = None,
-) -> None:
-    """Print the route an event or incident takes, and why (jurisdictions from the city pack
-    when the file does not give them)."""
-    import json
-    from datetime import UTC, datetime
-    from pathlib import Path
-
-    from citybrain.config_errors import ConfigError
-    from citybrain.dispatch.places import Jurisdictions
-    from citybrain.dispatch.plan import IncidentView
-    from citybrain.dispatch.routing import RouteFacts, load_routing
-    from citybrain.geo.pack import load_pack
-
-    path = Path(event_file)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _fail(f"{path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise _fail(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise _fail(f"{path}:1: expected a JSON object")
-    try:
-        facts = RouteFacts.from_event_json(data)
-    except (ValueError, KeyError) as exc:
-        raise _fail(f"{path}: {exc}") from exc
-    if not facts.jurisdiction:
-        zones = Jurisdictions(load_pack(_settings().city_pack))(
-            IncidentView(
-                incident_id="-",
-                category=facts.category,
-                priority=facts.priority,
-                status="open",
-                first_seen=datetime.now(UTC),
-                last_seen=datetime.now(UTC),
-                reports_total=1,
-                district=facts.district,
-                lon=facts.lon,
-                lat=facts.lat,
-            )
-        )
-        facts = RouteFacts(
-            facts.category, facts.priority, facts.district, zones, facts.lon, facts.lat
-        )
-    try:
-        routing = load_routing(*_routing_files(departments, routes))
-    except ConfigError as exc:
-        raise _fail(str(exc)) from exc
-    typer.echo(routing.explain(routing.route(facts)))
+    url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+    before = None
+    with connect(s) as conn:
+        conn.autocommit = True
+        while worker_proc.poll() is None:
+            now = read_snapshot(url, conn, time.monotonic())
+            typer.echo("\r" + summary_line(before, now), nl=False)
+            before = now
+            time.sleep(every)
+    raise _fail(f"\nthe worker stopped (exit {worker_proc.returncode}); see its log")
 
 
 # --- simulate ----------------------------------------------------------------------------
