@@ -36,6 +36,10 @@ routes_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(routes_app, name="routes")
+departments_app = typer.Typer(help="Departments' API tokens.", no_args_is_help=True)
+app.add_typer(departments_app, name="departments")
+token_app = typer.Typer(help="Create, rotate, revoke and list API tokens.", no_args_is_help=True)
+departments_app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 
@@ -226,6 +230,105 @@ def _live_summary(s: Settings, worker_proc: Any, every: float = 5.0) -> None:
             before = now
             time.sleep(every)
     raise _fail(f"\nthe worker stopped (exit {worker_proc.returncode}); see its log")
+
+
+# --- api -------------------------------------------------------------------------------
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Listen address (CITYBRAIN_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CITYBRAIN_API_PORT).")] = None,
+) -> None:
+    """Serve the department API and Open311 (OpenAPI document at /openapi.json, docs at
+    /docs)."""
+    import uvicorn
+
+    from citybrain.api.app import create_app
+    from citybrain.logs import configure_logging
+
+    s = _settings()
+    configure_logging(s.log_level, s.log_format)
+    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_config=None)
+
+
+def _issue_token(role: str, department: str | None, label: str, rotate: bool) -> None:
+    from citybrain.api.store import store_token
+    from citybrain.api.tokens import new_token
+    from citybrain.db.connect import connect
+
+    s = _settings()
+    if department is not None:
+        from citybrain.dispatch.routing import load_routing
+
+        known = load_routing(*_routing_files(None, None)).by_code
+        if department not in known:
+            raise _fail(f"unknown department {department!r}; known: {', '.join(sorted(known))}")
+    token = new_token()
+    with connect(s) as conn:
+        revoked = store_token(conn, token, role, department, label, rotate)  # type: ignore[arg-type]
+    typer.echo(token.plain)
+    typer.secho(
+        f"token {token.token_id} for {department or role}: shown once, store it now"
+        + (f"; revoked {', '.join(revoked)}" if revoked else ""),
+        fg="yellow",
+        err=True,
+    )
+
+
+@token_app.command("create")
+def token_create(
+    department: Annotated[str | None, typer.Argument(help="Department code.")] = None,
+    operations: Annotated[
+        bool, typer.Option("--operations", help="An operations-center token (sees everything).")
+    ] = False,
+    open311: Annotated[
+        bool, typer.Option("--open311", help="An Open311 api_key for a citizens' app.")
+    ] = False,
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """Create a token (printed once; only its hash is stored)."""
+    if operations + open311 + (department is not None) != 1:
+        raise _fail("give a department code, or --operations, or --open311")
+    role = "operations" if operations else "open311" if open311 else "department"
+    _issue_token(role, department, label, rotate=False)
+
+
+@token_app.command("rotate")
+def token_rotate(
+    department: Annotated[str, typer.Argument(help="Department code.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """A new token for the department; its other tokens are revoked."""
+    _issue_token("department", department, label, rotate=True)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id.")]) -> None:
+    from citybrain.db.connect import connect
+
+    with connect(_settings()) as conn:
+        row = conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE token_id = %s AND revoked_at IS NULL"
+            " RETURNING token_id",
+            (token_id,),
+        ).fetchone()
+    if row is None:
+        raise _fail(f"no active token {token_id}")
+    typer.echo(f"revoked {token_id}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    from citybrain.db.connect import connect
+
+    with connect(_settings()) as conn:
+        rows = conn.execute(
+            "SELECT token_id, role, coalesce(department, '-'), label, created_at, last_used_at,"
+            " revoked_at FROM api_tokens ORDER BY created_at"
+        ).fetchall()
+    for r in rows:
+        state = f"revoked {r[6]:%Y-%m-%d}" if r[6] else "active"
+        used = f"{r[5]:%Y-%m-%d %H:%M}" if r[5] else "never"
+        typer.echo(f"{r[0]}  {r[1]:<10} {r[2]:<20} {state:<18} last used {used}  {r[3]}")
 
 
 # --- routes ------------------------------------------------------------------------------

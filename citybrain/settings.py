@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         15.0, description="Seconds between passes of the reminder and escalation timers."
     )
 
+    # --- API ---------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address `citybrain api` listens on.")
+    api_port: int = Field(8080, description="Port of `citybrain api`.")
+    api_rate: float = Field(20.0, description="Requests per second per API token (average).")
+    api_burst: float = Field(40.0, description="Requests per API token allowed in a burst.")
+    api_max_body: int = Field(65_536, description="Largest request body in bytes (413 above).")
+
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")

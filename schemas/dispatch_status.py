@@ -35,6 +35,9 @@ class StatusReportModel(BaseModel):
     def _needs(self) -> StatusReportModel:
         if self.status == "rejected" and not self.reason:
             raise ValueError("a rejection needs a reason")
+        for name, value in self:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name} contains a NUL character")
         return self
 
     @property

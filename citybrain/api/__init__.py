@@ -1,0 +1,1 @@
+"""The HTTP API: departments' tasks and Open311 GeoReport v2."""

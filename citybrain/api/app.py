@@ -1,0 +1,513 @@
+"""The HTTP API (FastAPI): departments list and work their tasks; the operations center
+sees everything and decides deadline extensions; citizens' apps use Open311 GeoReport v2
+under /open311/v2 (see `citybrain/api/open311_routes.py`).
+
+Status changes are not written here: they are checked (the task exists, is the caller's,
+and can take that change) and sent to `dispatch.status.v1`, where the dispatch-status
+stage applies them; the answer is 202 with the report's id. A department asking for
+another department's task gets 404, as for a task that does not exist. Invalid input gets
+400 naming the field; bodies over `CITYBRAIN_API_MAX_BODY` bytes get 413; more than the
+token's rate gets 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from psycopg_pool import AsyncConnectionPool
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from citybrain.api import store
+from citybrain.api.ratelimit import TokenBuckets
+from citybrain.api.tokens import Principal, parse
+from citybrain.db.connect import connection_kwargs
+from citybrain.dispatch.plan import TRANSITIONS
+from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+from citybrain.settings import Settings, get_settings
+from streams.topics import TOPICS
+
+API_PREFIX = "/api/v1"
+
+
+# --- plumbing --------------------------------------------------------------------------------
+class BodyLimit:
+    """413 for a body over `limit` bytes, declared or streamed (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.limit)
+
+
+class NoNul:
+    """400 for a NUL character in the path or query: no text column can hold one, and no
+    legitimate client sends one (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("query_string", b"") + scope.get("raw_path", b"")
+            if b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", ""):
+                body = orjson.dumps(
+                    {"detail": [{"field": "query", "reason": "contains a NUL character"}]}
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = orjson.dumps({"detail": [{"field": "body", "reason": f"larger than {limit} bytes"}]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if request.url.path.startswith("/open311/"):
+        from citybrain.api.open311_routes import open311_validation_error
+
+        return open311_validation_error(request, exc)
+    problems = [{"field": _field(e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": problems}, status_code=400)
+
+
+# --- the app ---------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> FastAPI:
+    s = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(
+            s.conninfo(),
+            min_size=1,
+            max_size=s.db_pool_max,
+            timeout=5.0,
+            check=AsyncConnectionPool.check_connection,
+            kwargs=connection_kwargs(s),
+            open=False,
+        )
+        await pool.open(wait=False)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap_servers, acks="all", linger_ms=2
+        )
+        await producer.start()
+        app.state.pool = pool
+        app.state.producer = producer
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="citybrain API",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.settings = s
+    routing = load_routing(s.departments_file or DEPARTMENTS_FILE, s.routes_file or ROUTES_FILE)
+    app.state.department_names = {code: d.name for code, d in routing.by_code.items()}
+    app.state.buckets = TokenBuckets(rate=s.api_rate, burst=s.api_burst)
+    app.add_middleware(BodyLimit, limit=s.api_max_body)
+    app.add_middleware(NoNul)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(tasks_router, prefix=API_PREFIX)
+    from citybrain.api.open311_routes import router as open311_router
+
+    app.include_router(open311_router, prefix="/open311/v2")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+# --- auth --------------------------------------------------------------------------------------
+async def principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer cbt_...`; 401 otherwise; 429 over the rate."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    parsed = parse(token) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise HTTPException(
+            401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"}
+        )
+    wait = request.app.state.buckets.take(parsed[0])
+    if wait > 0:
+        raise HTTPException(
+            429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+        )
+    async with request.app.state.pool.connection() as conn:
+        who = await store.authenticate(conn, *parsed)
+    if who is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    if who.role == "open311":
+        raise HTTPException(403, "an Open311 client key cannot use the department API")
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def _scope(who: Principal) -> str | None:
+    """The department whose tasks the caller may see (None: all, the operations center)."""
+    return None if who.role == "operations" else who.department
+
+
+# --- models ------------------------------------------------------------------------------------
+class TaskSummary(BaseModel):
+    dispatch_id: str
+    incident_id: str
+    department: str
+    role: str
+    status: str
+    priority: int
+    category: str
+    ack_deadline: datetime
+    resolve_deadline: datetime
+    overdue: bool
+    report_count: int
+    district: str | None
+    lon: float | None
+    lat: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Report(BaseModel):
+    event_id: str
+    source_kind: str
+    feed: str | None
+    category: str | None
+    observed_at: datetime | None
+    text: str | None = Field(None, description="Callers' numbers masked.")
+    address: str | None
+    lon: float | None
+    lat: float | None
+    device_id: str | None
+
+
+class TaskDetail(TaskSummary):
+    sla_clock: str
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    note: str | None
+    reason: str | None
+    reopened: int
+    incident_status: str
+    location_status: str
+    first_seen: datetime
+    last_seen: datetime
+    reports: list[Report]
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class _Text(BaseModel):
+    """Request bodies: no NUL characters in any text (no text column can store one)."""
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> _Text:
+        for name, value in self:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name} contains a NUL character")
+        return self
+
+
+class Resolve(_Text):
+    note: str = Field(min_length=1, max_length=4000)
+    photo_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
+
+
+class Reject(_Text):
+    reason: str = Field(min_length=1, max_length=2000)
+    suggested_department: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+
+
+class ExtensionRequest(_Text):
+    resolve_deadline: AwareDatetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Accepted(BaseModel):
+    report_id: str
+    dispatch_id: str
+    status: str
+    detail: str = "sent to dispatch.status.v1; the task shows it within about a second"
+
+
+class Extension(BaseModel):
+    extension_id: str
+    dispatch_id: str
+    department: str
+    requested_deadline: datetime
+    reason: str
+    status: str
+    requested_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    current_deadline: datetime | None = None
+
+
+# --- tasks -------------------------------------------------------------------------------------
+tasks_router = APIRouter(tags=["tasks"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such task, or not yours."}}
+
+
+@tasks_router.get("/tasks", response_model=TaskPage)
+async def list_tasks(
+    request: Request,
+    who: Caller,
+    status: Annotated[
+        Literal["dispatched", "acknowledged", "in_progress", "resolved", "rejected"] | None,
+        Query(),
+    ] = None,
+    overdue: bool | None = None,
+    district: Annotated[str | None, Query(max_length=32, pattern=r"^[0-9A-Za-z_-]+$")] = None,
+    since: AwareDatetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TaskPage:
+    """The caller's tasks (every department's for the operations center), newest first."""
+    try:
+        after = store.decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": [{"field": "query.cursor", "reason": str(exc)}]}, status_code=400
+        )
+    async with request.app.state.pool.connection() as conn:
+        rows = await store.list_tasks(
+            conn,
+            _scope(who),
+            status=status,
+            overdue=overdue,
+            district=district,
+            since=since,
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        store.encode_cursor(rows[-1]["created_at"], rows[-1]["dispatch_id"]) if more else None
+    )
+    return TaskPage(tasks=[TaskSummary(**r) for r in rows], next_cursor=next_cursor)
+
+
+async def _own_task(request: Request, who: Principal, dispatch_id: str) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn:
+        row = await store.get_task(conn, _scope(who), dispatch_id)
+    if row is None:
+        raise HTTPException(404, "no such task")
+    return row
+
+
+@tasks_router.get("/tasks/{dispatch_id}", response_model=TaskDetail, responses=NOT_FOUND)
+async def task_detail(request: Request, who: Caller, dispatch_id: str) -> TaskDetail:
+    """A task with its incident and the incident's reports (personal data masked)."""
+    row = await _own_task(request, who, dispatch_id)
+    async with request.app.state.pool.connection() as conn:
+        reports = await store.task_reports(conn, row["incident_id"])
+    return TaskDetail(**row, reports=[Report(**r) for r in reports])
+
+
+async def _report(
+    request: Request,
+    who: Principal,
+    dispatch_id: str,
+    status: str,
+    **fields: Any,
+) -> Accepted:
+    row = await _own_task(request, who, dispatch_id)
+    department = row["department"]  # the caller's own (or, for the operations center, any)
+    if row["status"] != status and row["status"] not in TRANSITIONS[status]:
+        raise HTTPException(409, f"a {row['status']} task cannot become {status}")
+    report_id = f"rpt-{secrets.token_hex(8)}"
+    value = {
+        "schema": "citybrain.dispatch-status/1",
+        "report_id": report_id,
+        "dispatch_id": dispatch_id,
+        "department": department,
+        "status": status,
+        "at": datetime.now(UTC).isoformat(),
+        "actor": f"api:{who.token_id}",
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    await request.app.state.producer.send_and_wait(
+        TOPICS.dispatch_status.name, orjson.dumps(value), key=dispatch_id.encode()
+    )
+    return Accepted(report_id=report_id, dispatch_id=dispatch_id, status=status)
+
+
+@tasks_router.post(
+    "/tasks/{dispatch_id}/acknowledge",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
+)
+async def acknowledge(request: Request, who: Caller, dispatch_id: str) -> Accepted:
+    return await _report(request, who, dispatch_id, "acknowledged")
+
+
+@tasks_router.post(
+    "/tasks/{dispatch_id}/start",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
+)
+async def start(request: Request, who: Caller, dispatch_id: str) -> Accepted:
+    return await _report(request, who, dispatch_id, "in_progress")
+
+
+@tasks_router.post(
+    "/tasks/{dispatch_id}/resolve",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
+)
+async def resolve(request: Request, who: Caller, dispatch_id: str, body: Resolve) -> Accepted:
+    return await _report(
+        request, who, dispatch_id, "resolved", note=body.note, photo_url=body.photo_url
+    )
+
+
+@tasks_router.post(
+    "/tasks/{dispatch_id}/reject",
+    status_code=202,
+    response_model=Accepted,
+    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
+)
+async def reject(request: Request, who: Caller, dispatch_id: str, body: Reject) -> Accepted:
+    return await _report(
+        request,
+        who,
+        dispatch_id,
+        "rejected",
+        reason=body.reason,
+        suggested_department=body.suggested_department,
+    )
+
+
+@tasks_router.post(
+    "/tasks/{dispatch_id}/extension",
+    status_code=201,
+    response_model=Extension,
+    responses={**NOT_FOUND, 409: {"description": "The task is closed or the date is not later."}},
+)
+async def request_extension(
+    request: Request, who: Caller, dispatch_id: str, body: ExtensionRequest
+) -> Extension:
+    """Ask the operations center for a later resolve deadline."""
+    row = await _own_task(request, who, dispatch_id)
+    if row["status"] not in store.OPEN:
+        raise HTTPException(409, f"a {row['status']} task needs no extension")
+    if body.resolve_deadline <= row["resolve_deadline"]:
+        raise HTTPException(409, "the requested deadline is not later than the current one")
+    extension_id = f"ext-{secrets.token_hex(8)}"
+    async with request.app.state.pool.connection() as conn:
+        await store.request_extension(
+            conn, extension_id, dispatch_id, row["department"], body.resolve_deadline, body.reason
+        )
+        rows = await store.list_extensions(conn, "pending")
+    return Extension(**next(r for r in rows if r["extension_id"] == extension_id))
+
+
+def _operations(who: Principal) -> None:
+    if who.role != "operations":
+        raise HTTPException(403, "only the operations center decides extensions")
+
+
+@tasks_router.get("/extensions", response_model=list[Extension])
+async def list_extensions(
+    request: Request,
+    who: Caller,
+    status: Literal["pending", "approved", "denied"] | None = "pending",
+) -> list[Extension]:
+    """Extension requests (operations center only)."""
+    _operations(who)
+    async with request.app.state.pool.connection() as conn:
+        return [Extension(**r) for r in await store.list_extensions(conn, status)]
+
+
+async def _decide(request: Request, who: Principal, extension_id: str, approve: bool) -> Extension:
+    _operations(who)
+    async with request.app.state.pool.connection() as conn:
+        row = await store.decide_extension(conn, extension_id, approve, f"api:{who.token_id}")
+    if row is None:
+        raise HTTPException(404, "no such pending extension")
+    return Extension(**row)
+
+
+@tasks_router.post(
+    "/extensions/{extension_id}/approve", response_model=Extension, responses=NOT_FOUND
+)
+async def approve_extension(request: Request, who: Caller, extension_id: str) -> Extension:
+    return await _decide(request, who, extension_id, True)
+
+
+@tasks_router.post("/extensions/{extension_id}/deny", response_model=Extension, responses=NOT_FOUND)
+async def deny_extension(request: Request, who: Caller, extension_id: str) -> Extension:
+    return await _decide(request, who, extension_id, False)
