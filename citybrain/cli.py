@@ -186,9 +186,17 @@ def run(
         stdout=worker_log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+    api_log = s.resolved_log_dir / "api.log"
+    api_proc = subprocess.Popen(
+        [sys.executable, "-m", "citybrain.cli", "api"],
+        stdout=api_log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     typer.echo(
         "\ncitybrain is running. Where to look next:\n"
         f"  worker log      {worker_log}\n"
+        f"  API             http://{s.api_host}:{s.api_port}/docs  (log {api_log})\n"
+        "                  tokens: citybrain departments token create <department>\n"
         f"  worker health   http://127.0.0.1:{s.worker_web_port}/\n"
         f"  metrics         http://127.0.0.1:{s.metrics_port}/metrics\n"
         f"  service logs    {s.resolved_log_dir}\n"
@@ -206,11 +214,13 @@ def run(
     finally:
         if simulator is not None:
             simulator.terminate()
+        api_proc.terminate()
         worker_proc.terminate()
-        try:
-            worker_proc.wait(30)
-        except subprocess.TimeoutExpired:
-            worker_proc.kill()
+        for proc in (worker_proc, api_proc):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _live_summary(s: Settings, worker_proc: Any, every: float = 5.0) -> None:
