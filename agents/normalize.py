@@ -34,7 +34,7 @@ from schemas.events import Location, RawRef
 from schemas.feed_definition import SilenceRule, parse_duration
 from schemas.tables import PERSONAL_CONTACTS, READINGS
 from streams.app import app
-from streams.db import get_writer
+from streams.db import get_pool, get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
 from streams.topics import TOPICS, topic
@@ -210,3 +210,30 @@ def _register_sweep(feed: Feed, table: TableT) -> None:
 
 for _feed in FEEDS:
     _register(_feed)
+
+
+@app.task(on_leader=False)
+async def register_devices() -> None:
+    """The feeds' device registries into `devices` (the sensors dashboard lists silent ones),
+    an idempotent upsert at every start."""
+    rows = [
+        (d.device_id, feed.name, d.asset_type, d.lon, d.lat, d.installed_on)
+        for feed in FEEDS
+        if feed.devices is not None
+        for d in feed.devices.devices.values()
+    ]
+    if not rows:
+        return
+    try:
+        pool = await get_pool(settings)
+        async with pool.connection() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO devices (device_id, feed, asset_type, lon, lat, installed_on)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET"
+                " feed = EXCLUDED.feed, asset_type = EXCLUDED.asset_type, lon = EXCLUDED.lon,"
+                " lat = EXCLUDED.lat, installed_on = EXCLUDED.installed_on, updated_at = now()",
+                rows,
+            )
+        log.info("device registries stored", devices=len(rows))
+    except Exception as exc:
+        log.warning("device registries not stored", error=str(exc))

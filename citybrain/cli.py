@@ -36,6 +36,8 @@ routes_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(routes_app, name="routes")
+grafana_app = typer.Typer(help="Grafana: dashboards as code.", no_args_is_help=True)
+app.add_typer(grafana_app, name="grafana")
 departments_app = typer.Typer(help="Departments' API tokens.", no_args_is_help=True)
 app.add_typer(departments_app, name="departments")
 token_app = typer.Typer(help="Create, rotate, revoke and list API tokens.", no_args_is_help=True)
@@ -339,6 +341,42 @@ def token_list() -> None:
         state = f"revoked {r[6]:%Y-%m-%d}" if r[6] else "active"
         used = f"{r[5]:%Y-%m-%d %H:%M}" if r[5] else "never"
         typer.echo(f"{r[0]}  {r[1]:<10} {r[2]:<20} {state:<18} last used {used}  {r[3]}")
+
+
+# --- grafana -----------------------------------------------------------------------------
+@grafana_app.command("push")
+def grafana_push(
+    url: Annotated[str, typer.Option(help="Grafana base URL, e.g. http://127.0.0.1:3000.")],
+    token: Annotated[
+        str,
+        typer.Option(
+            envvar="CITYBRAIN_GRAFANA_TOKEN",
+            show_envvar=True,
+            help="Grafana service-account token (Editor or Admin role).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Create or update the citybrain folder, datasource and dashboards in a Grafana
+    (one that is not also provisioned from these files)."""
+    import os
+
+    from citybrain.grafana.push import DASHBOARDS_DIR, DATASOURCE_FILE, PushError, push
+
+    try:
+        push(
+            url,
+            token,
+            DASHBOARDS_DIR,
+            DATASOURCE_FILE,
+            os.environ,
+            dry_run=dry_run,
+            echo=typer.echo,
+        )
+    except PushError as exc:
+        raise _fail(str(exc)) from exc
 
 
 # --- routes ------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def run_correlate_bench(keys: int = 1_000_000, seed: int = 11) -> CorrelateBench
     gc.collect()
     heap, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    live = len(correlator.seen)
+    live = sum(len(i.event_keys) for incs in correlator.by_cell.values() for i in incs)
     incidents = sum(len(v) for v in correlator.by_cell.values())
     return CorrelateBenchResult(
         keys=live,

@@ -67,7 +67,9 @@ class Incident:
     district: str | None
     location_status: str
     status: str = "open"
-    reports: dict[str, int] = field(default_factory=dict)
+    iot_reports: int = 0
+    hotline_reports: int = 0
+    open311_reports: int = 0
     event_keys: array[int] = field(default_factory=lambda: array("Q"))  # every report's key
     devices: frozenset[str] = frozenset()
     texts: list[tuple[str, ...]] = field(default_factory=list)  # distinct report signatures
@@ -76,6 +78,24 @@ class Incident:
     @property
     def report_count(self) -> int:
         return len(self.event_keys)
+
+    @property
+    def reports(self) -> dict[str, int]:
+        """Report counts by source kind (those with any)."""
+        counts = {
+            "iot": self.iot_reports,
+            "hotline": self.hotline_reports,
+            "open311": self.open311_reports,
+        }
+        return {kind: n for kind, n in counts.items() if n}
+
+    def count_report(self, source_kind: str) -> None:
+        if source_kind == "iot":
+            self.iot_reports += 1
+        elif source_kind == "open311":
+            self.open311_reports += 1
+        else:
+            self.hotline_reports += 1
 
     @property
     def cell(self) -> str:
@@ -103,14 +123,15 @@ class Correlator:
         self.by_cell: dict[str, list[Incident]] = {}
         self.by_district: dict[tuple[str, str], list[Incident]] = {}  # (district, family)
         self.unplaced: dict[tuple[str, str], list[Incident]] = {}  # the same, district-only
-        self.seen: set[int] = set()  # event_key() of every report of a held incident
+        # event keys of incidents that changed cell (a repeated report looks for its incident
+        # where it was when the report joined it); every other key is found in the candidates
+        self.moved: set[int] = set()
         self.vacated: set[str] = set()  # cells an incident moved out of (callers persist them)
 
     # --- indexes ---------------------------------------------------------------------------
     def hold(self, inc: Incident, cell: str | None = None) -> None:
         """Index an incident by cell, and by district while it has one."""
         self.by_cell.setdefault(cell or inc.cell, []).append(inc)
-        self.seen.update(inc.event_keys)
         if inc.district is not None:
             key = (inc.district, inc.family)
             self.by_district.setdefault(key, []).append(inc)
@@ -118,7 +139,8 @@ class Correlator:
                 self.unplaced.setdefault(key, []).append(inc)
 
     def _release(self, inc: Incident) -> None:
-        self.seen.difference_update(inc.event_keys)
+        if self.moved:
+            self.moved.difference_update(inc.event_keys)
         if inc.district is not None:
             key = (inc.district, inc.family)
             for index in (self.by_district, self.unplaced):
@@ -129,6 +151,30 @@ class Correlator:
                         del index[key]
 
     # --- lookup ----------------------------------------------------------------------------
+    def holds(self, key: int, e: CanonicalEvent, family: Family) -> bool:
+        """Whether a held incident has this report already. Idempotency without a global
+        index: a repeated report has the same place, family and time as the first time, so
+        its incident is among the same candidates (window and sources aside)."""
+        if key in self.moved:
+            return True
+        loc = e.location
+        placed = loc.lon is not None and loc.lat is not None
+        if family.name == "device" or e.kind in ("clear", "device_online"):
+            cells = (
+                cells_within(loc.lon, loc.lat, 50)  # type: ignore[arg-type]
+                if placed
+                else [f"d{loc.district}" if loc.district else "unlocated"]
+            )
+            pool: Iterable[Incident] = self._candidates(cells)
+        elif placed and loc.status != "needs_location":
+            pool = self._candidates(cells_within(loc.lon, loc.lat, 3 * family.radius_m))  # type: ignore[arg-type]
+        else:
+            pool = [
+                *(self.by_district.get((loc.district, family.name), ()) if loc.district else ()),
+                *self.by_cell.get("unlocated", ()),
+            ]
+        return any(key in inc.event_keys for inc in pool if inc.family == family.name)
+
     def _candidates(self, cells: Iterable[str]) -> Iterable[Incident]:
         for cell in cells:
             yield from self.by_cell.get(cell, ())
@@ -249,9 +295,9 @@ class Correlator:
         """Attach a report to an incident or open one; None for a repeated event id or a
         clear that follows no alarm."""
         key = event_key(e.event_id)
-        if key in self.seen:
-            return None
         family = self.rules.family_of(e.category)
+        if self.holds(key, e, family):
+            return None
         inc = self._match(e, family)
         loc = e.location
         if inc is None:
@@ -280,9 +326,8 @@ class Correlator:
         return Change(inc, opened, reopened)
 
     def _absorb(self, inc: Incident, e: CanonicalEvent, key: int) -> None:
-        self.seen.add(key)
         inc.event_keys.append(key)
-        inc.reports[e.source_kind] = inc.reports.get(e.source_kind, 0) + 1
+        inc.count_report(e.source_kind)
         inc.priority = min(inc.priority, e.severity)
         inc.first_seen = min(inc.first_seen, e.observed_at)
         inc.last_seen = max(inc.last_seen, e.observed_at)
@@ -306,6 +351,7 @@ class Correlator:
             inc.district = inc.district or e.location.district
             if inc.cell != old:
                 self.vacated.add(old)
+                self.moved.update(inc.event_keys)
             self.hold(inc)
 
     def set_status(self, incident_id: str, status: str) -> Incident | None:

@@ -2,7 +2,7 @@
 # Idempotent set-up of everything citybrain needs on a Debian machine without Docker:
 # the Python virtualenv with the project, Java/Maven (apt, when absent and root), the
 # Kafka jars from Maven Central, PostgreSQL 15 (apt, when absent and root), and the Node
-# packages of the WebAssembly TimescaleDB used by the tests.
+# packages of the WebAssembly TimescaleDB used by the tests and of the Grafana schema check.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -68,6 +68,16 @@ if [ -f "$TSDB/package-lock.json" ] && [ "${CITYBRAIN_SKIP_TIMESCALE:-0}" != 1 ]
   if [ ! -d "$TSDB/node_modules" ] || [ "$TSDB/package-lock.json" -nt "$TSDB/node_modules" ]; then
     say "installing the WebAssembly TimescaleDB (npm ci in $TSDB)"
     (cd "$TSDB" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
+  fi
+fi
+
+# --- Grafana dashboard schema check (@grafana/schema + TypeScript, tests/grafana) -------
+GCHECK="grafana/check"
+if [ -f "$GCHECK/package-lock.json" ]; then
+  if ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+  if [ ! -d "$GCHECK/node_modules" ] || [ "$GCHECK/package-lock.json" -nt "$GCHECK/node_modules" ]; then
+    say "installing the Grafana dashboard schema check (npm ci in $GCHECK)"
+    (cd "$GCHECK" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
   fi
 fi
 say "ready: $VENV/bin/citybrain"

@@ -74,4 +74,3 @@ def test_explain_points_at_the_line_of_bad_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["routes", "explain", str(path)])
     assert result.exit_code == 1
     assert f"{path}:4: not valid JSON" in result.output
-

@@ -190,3 +190,19 @@ def test_pairwise_scores() -> None:
     p, r, f = score({"a": "I", "b": "I", "c": "I"}, truth)
     assert (round(p, 3), r, round(f, 3)) == (0.333, 1.0, 0.5)
     assert distance_m(121.5, 31.2, 121.5, 31.2 + 100 * M) == pytest.approx(100, rel=1e-3)
+
+
+def test_every_simulated_report_delivered_again_changes_nothing() -> None:
+    """Idempotency without a global index: each repeated report finds its incident among
+    the same candidates, whatever moved in between (a city's worth of reports, twice)."""
+    from citybrain.correlation.accuracy import simulated_events
+
+    _, events, names = simulated_events(3000, 5, 3.0)
+    c = Correlator(place_names=names)
+    first = [c.add(e) for e, _ in events]
+    assert sum(change is not None for change in first) > 100
+    assert any(change is not None and not change.opened for change in first)  # fusion happened
+    reports = {i.incident_id: i.report_count for incs in c.by_cell.values() for i in incs}
+    again = [c.add(e) for e, _ in reversed(events)]
+    assert again == [None] * len(events)
+    assert reports == {i.incident_id: i.report_count for incs in c.by_cell.values() for i in incs}

@@ -1,0 +1,1 @@
+"""Grafana: dashboards as code, pushed with the Grafana HTTP API client."""
