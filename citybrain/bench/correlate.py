@@ -42,9 +42,10 @@ def _events(keys: int, seed: int) -> list[CanonicalEvent]:
     out = []
     for i in range(keys):
         incident = i // REPORTS_PER_INCIDENT
-        # incidents ~1.2 km apart on a grid over greater Shanghai, reports within ~100 m
+        # incidents ~1.2 km apart on a grid (800 a row, as far north as it takes), reports
+        # within ~100 m of their incident
         lon = 120.9 + (incident % 800) * 0.012 + rng.uniform(-0.001, 0.001)
-        lat = 30.7 + (incident // 800) * 0.011 % 1.0 + rng.uniform(-0.001, 0.001)
+        lat = 30.7 + (incident // 800) * 0.011 + rng.uniform(-0.001, 0.001)
         sensor = i % REPORTS_PER_INCIDENT == 0
         estate = PLACE_NAMES[incident % len(PLACE_NAMES)] + ESTATES[incident % len(ESTATES)]
         district = DISTRICTS[incident % len(DISTRICTS)]

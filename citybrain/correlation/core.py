@@ -71,7 +71,7 @@ class Incident:
     hotline_reports: int = 0
     open311_reports: int = 0
     event_keys: array[int] = field(default_factory=lambda: array("Q"))  # every report's key
-    devices: frozenset[str] = frozenset()
+    devices: tuple[str, ...] = ()  # a tuple: a quarter of a one-item set's size
     texts: list[tuple[str, ...]] = field(default_factory=list)  # distinct report signatures
     points: array[float] = field(default_factory=lambda: array("d"))  # lon, lat, lon, lat...
 
@@ -332,7 +332,7 @@ class Correlator:
         inc.first_seen = min(inc.first_seen, e.observed_at)
         inc.last_seen = max(inc.last_seen, e.observed_at)
         if e.location.device_id and e.location.device_id not in inc.devices:
-            inc.devices = inc.devices | {e.location.device_id}
+            inc.devices = (*inc.devices, e.location.device_id)
         signature = tuple(sorted(self._signature(e)))
         if signature and len(inc.texts) < MAX_TEXTS and signature not in inc.texts:
             inc.texts.append(signature)

@@ -48,7 +48,7 @@ def from_json(d: dict[str, Any]) -> Incident:
         hotline_reports=int(d["reports"].get("hotline", 0)),
         open311_reports=int(d["reports"].get("open311", 0)),
         event_keys=array("Q", d["event_keys"]),
-        devices=frozenset(d["devices"]),
+        devices=tuple(d["devices"]),
         texts=[tuple(sys.intern(g) for g in t) for t in d.get("texts", [])],
         points=array("d", _flat(d["points"])),
     )
