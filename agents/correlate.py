@@ -50,6 +50,7 @@ cells = app.Table(
     use_partitioner=True,
 )
 _correlator: Correlator | None = None
+settings = get_settings()
 
 
 def correlator() -> Correlator:
@@ -67,7 +68,7 @@ def correlator() -> Correlator:
 @app.agent(events_topic, name="correlate-route")
 async def route(stream: faust.StreamT[bytes]) -> None:
     """Funnel every event to the single correlation owner, in arrival order."""
-    async for events in stream.take_events(2000, within=0.2):  # type: ignore[attr-defined]
+    async for events in stream.take_events(2000, within=settings.batch_wait):  # type: ignore[attr-defined]
         pending = [await correlate_topic.send(key=b"city", value=e.message.value) for e in events]
         await asyncio.gather(*pending)
 
@@ -106,8 +107,7 @@ async def _write(
 
 @app.agent(correlate_topic, name="correlate")
 async def correlate(stream: faust.StreamT[bytes]) -> None:
-    settings = get_settings()
-    async for events in stream.take_events(1000, within=0.2):  # type: ignore[attr-defined]
+    async for events in stream.take_events(1000, within=settings.batch_wait):  # type: ignore[attr-defined]
         started = time.perf_counter()
         c = correlator()
         now = datetime.now(UTC)

@@ -95,7 +95,7 @@ async def _say_which_webhooks_are_off() -> None:
 
 @app.agent(incidents_topic, name="dispatch")
 async def dispatch(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(500, within=0.2):  # type: ignore[attr-defined]
+    async for events in stream.take_events(500, within=settings.batch_wait):  # type: ignore[attr-defined]
         started = time.perf_counter()
         latest: dict[str, IncidentView] = {}  # the newest state of each incident in the batch
         by_incident: dict[str, Any] = {}

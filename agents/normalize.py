@@ -151,7 +151,7 @@ def _register(feed: Feed) -> None:
 
     async def normalize(stream: faust.StreamT[bytes]) -> None:
         # large batches: fewer transactions and one state write per device per batch
-        async for events in stream.take_events(4000, within=0.5):  # type: ignore[attr-defined]
+        async for events in stream.take_events(4000, within=settings.batch_wait):  # type: ignore[attr-defined]
             await process(feed, table, list(events))
 
     normalize.__name__ = f"normalize_{feed.name.replace('-', '_')}"

@@ -73,7 +73,7 @@ async def _write(settings: Settings, rows: list[tuple[Any, ...]]) -> None:
 @app.agent(events_topic, name="persist-events")
 async def persist_events(stream: faust.StreamT[bytes]) -> None:
     settings = get_settings()
-    async for events in stream.take_events(2000, within=0.2):  # type: ignore[attr-defined]
+    async for events in stream.take_events(2000, within=settings.batch_wait):  # type: ignore[attr-defined]
         started = time.perf_counter()
         rows = []
         for event in events:

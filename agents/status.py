@@ -44,7 +44,7 @@ class UnknownDispatch(LookupError):
 
 @app.agent(status_topic, name="dispatch-status")
 async def status(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(200, within=0.2):  # type: ignore[attr-defined]
+    async for events in stream.take_events(200, within=settings.batch_wait):  # type: ignore[attr-defined]
         started = time.perf_counter()
         for event in events:
             try:

@@ -870,6 +870,46 @@ def bench_geo(
     _report(as_dict(result), json_out, ">= 500000 points/s", result.points_per_s >= 500_000)
 
 
+@bench_app.command("e2e")
+def bench_e2e(
+    rate: Annotated[
+        float, typer.Option(help="Gauge messages/s (0 = as fast as possible).")
+    ] = 2000.0,
+    duration: Annotated[float, typer.Option(help="Seconds of traffic.")] = 60.0,
+    idle: Annotated[float, typer.Option(help="Seconds idle before the last probe.")] = 60.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """The whole pipeline against a plain consume-and-COPY baseline: sustained rate, lag,
+    latency, worker CPU and RSS (targets: >= 10,000 events/s for 10 min with lag not growing,
+    p99 produce-to-dispatch <= 100 ms and produce-to-row <= 250 ms at 2,000/s, RSS <= 2 GiB,
+    >= 50% of the baseline). The JSON also goes to bench/results/."""
+    import json
+    from datetime import UTC, datetime
+
+    from citybrain.bench.e2e import as_dict, run_e2e_bench
+
+    s = _settings()
+    result = run_e2e_bench(s, rate, duration, idle)
+    data = as_dict(result)
+    from citybrain.settings import PROJECT_ROOT
+
+    out = PROJECT_ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"e2e-{datetime.now(UTC):%Y%m%dT%H%M%S}.json").write_text(json.dumps(data, indent=2))
+    series = data.pop("lag_series")
+    if not json_out:
+        step = max(1, len(series) // 12)
+        data["lag_series"] = " ".join(f"{t:.0f}s:{lag}" for t, lag in series[::step])
+    ok = (
+        (result.ratio_to_baseline is None or result.ratio_to_baseline >= 0.5)
+        and result.worker_rss_max_mib <= 2048
+        and not result.lag_growing
+        and (result.produce_to_dispatch_p99_ms or 1e9) <= 100
+        and (result.produce_to_db_p99_ms or 1e9) <= 250
+    )
+    _report(data, json_out, ">= 50% of baseline, lag not growing, p99s, RSS <= 2 GiB", ok)
+
+
 @bench_app.command("correlate")
 def bench_correlate(
     keys: Annotated[int, typer.Option(help="Live correlation keys (reports held).")] = 1_000_000,

@@ -152,6 +152,16 @@ class Settings(BaseSettings):
         description="Plain PostgreSQL mode: seconds between partition upkeep and refreshes "
         "of the dashboard views by the worker.",
     )
+    batch_wait: float = Field(
+        0.1,
+        description="Seconds a stage waits to fill a batch once a record arrived: lower is "
+        "lower latency when traffic is light; a busy stage fills its batches anyway.",
+    )
+    kafka_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Where a new consumer group starts on a topic: its beginning (nothing "
+        "missed) or its end (benchmarks that must not replay history).",
+    )
     kafka_session_timeout: float = Field(
         30.0,
         description="Seconds before a silent (killed) worker leaves the group and its "

@@ -24,7 +24,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=1,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.kafka_offset_reset,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout / 3),
         broker_commit_every=1000,
