@@ -149,9 +149,12 @@ def _register(feed: Feed) -> None:
     if table is not None:
         _register_sweep(feed, table)
 
+    # telemetry: large batches, fewer transactions and one state write per device per batch;
+    # reports and alarms: short waits, low latency
+    wait = settings.telemetry_batch_wait if feed.definition.readings else settings.batch_wait
+
     async def normalize(stream: faust.StreamT[bytes]) -> None:
-        # large batches: fewer transactions and one state write per device per batch
-        async for events in stream.take_events(4000, within=settings.batch_wait):  # type: ignore[attr-defined]
+        async for events in stream.take_events(4000, within=wait):  # type: ignore[attr-defined]
             await process(feed, table, list(events))
 
     normalize.__name__ = f"normalize_{feed.name.replace('-', '_')}"

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
         description="Seconds a stage waits to fill a batch once a record arrived: lower is "
         "lower latency when traffic is light; a busy stage fills its batches anyway.",
     )
+    telemetry_batch_wait: float = Field(
+        0.5,
+        description="The same for feeds that send readings (the busy telemetry path): "
+        "longer waits, larger batches, several times the throughput.",
+    )
     kafka_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest",
         description="Where a new consumer group starts on a topic: its beginning (nothing "
