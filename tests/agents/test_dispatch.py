@@ -59,7 +59,8 @@ class Receiver:
                     self.send_response(400)
                     self.end_headers()
                     return
-                receiver.accepted.append((msg_id, json.loads(body)))
+                if msg_id not in {m for m, _ in receiver.accepted}:  # webhook-id: idempotency
+                    receiver.accepted.append((msg_id, json.loads(body)))
                 self.send_response(200)
                 self.end_headers()
 
@@ -220,7 +221,11 @@ def test_fifty_reports_one_task_per_department_across_a_restart_and_a_flaky_webh
         status = conn.execute(
             "SELECT status FROM incidents WHERE incident_id = %s", (incident,)
         ).fetchone()
-    assert attempts[-1] == ("sent", 200) and [a[1] for a in attempts[:3]] == [500, 500, 500]
+    # the receiver saw 500 three times, then 200; the outbox stored every attempt it finished
+    # (one cut short by the kill -9 is retried after the lease, and may go unrecorded)
+    assert receiver.attempts[gas_created] >= 4  # a 200 cut short by the kill is sent again
+    assert attempts[-1] == ("sent", 200)
+    assert all(a == ("retry", 500) for a in attempts[:-1]) and len(attempts) >= 3
     assert [h[0] for h in history].count("dispatched") == 3
     assert status == ("dispatched",)
     receiver.close()
