@@ -84,6 +84,18 @@ def get_path(doc: Any, path: str) -> Any:
     return node
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a decoded document holds a NUL character anywhere (PostgreSQL refuses it, so
+    the record would stop the stage that writes it: it is rejected here instead)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def decode(feed: Feed, raw: bytes | None) -> dict[str, Any]:
     source = feed.definition.source
     if raw is None or len(raw) == 0:
@@ -103,12 +115,16 @@ def decode(feed: Feed, raw: bytes | None) -> dict[str, Any]:
             raise Reject("malformed_json", f"not JSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise Reject("schema_violation", "a JSON object is required")
+        if _has_nul(doc):
+            raise Reject("undecodable_bytes", "a NUL character (U+0000): no text column stores it")
         return doc
     columns = source.csv_columns or []
     try:
         rows = list(csv.reader(io.StringIO(text), delimiter=source.csv_delimiter))
     except csv.Error as exc:
         raise Reject("malformed_csv", f"not CSV: {exc}") from exc
+    if "\x00" in text:
+        raise Reject("undecodable_bytes", "a NUL character (U+0000): no text column stores it")
     if len(rows) != 1 or len(rows[0]) != len(columns):
         got = len(rows[0]) if rows else 0
         raise Reject("malformed_csv", f"expected one line of {len(columns)} fields, got {got}")

@@ -33,6 +33,8 @@ def smoke(**changes: object) -> bytes:
 # (feed, raw bytes, expected reason)
 BAD = [
     ("smoke-alarm", b"{not json", "malformed_json"),
+    # a NUL character would stop the stage that stores the text: rejected up front
+    ("smoke-alarm", smoke(deviceSerial="SM-\u0000-1"), "undecodable_bytes"),
     ("smoke-alarm", b"[1, 2, 3]", "schema_violation"),
     ("smoke-alarm", smoke(deviceSerial=None), "schema_violation"),
     ("smoke-alarm", smoke(alarmType="9"), "schema_violation"),
