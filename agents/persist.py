@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 import orjson
+import psycopg
 
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
@@ -76,14 +77,31 @@ async def persist_events(stream: faust.StreamT[bytes]) -> None:
     async for events in stream.take_events(2000, within=settings.batch_wait):  # type: ignore[attr-defined]
         started = time.perf_counter()
         rows = []
+        sources = []
         for event in events:
             try:
                 rows.append(event_row(CanonicalEvent.from_json(event.message.value)))
+                sources.append(event)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 await send_dead_letter(
                     app, event, stage=STAGE, error=exc, reason="schema_violation"
                 )
         if rows:
-            await retry_transient(partial(_write, settings, rows), what=STAGE)
-            RECORDS.labels(STAGE, "ok").inc(len(rows))
+            stored = len(rows)
+            try:
+                await retry_transient(partial(_write, settings, rows), what=STAGE)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                # one row the database refuses must not stop the stage: find it (row by
+                # row, a rare path), dead-letter it, store the rest
+                log.warning("batch refused by the database; isolating", error=str(exc))
+                stored = 0
+                for event, row in zip(sources, rows, strict=True):
+                    try:
+                        await retry_transient(partial(_write, settings, [row]), what=STAGE)
+                        stored += 1
+                    except (psycopg.DataError, psycopg.IntegrityError) as refused:
+                        await send_dead_letter(
+                            app, event, stage=STAGE, error=refused, reason="storage_rejected"
+                        )
+            RECORDS.labels(STAGE, "ok").inc(stored)
         BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
