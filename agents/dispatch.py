@@ -19,7 +19,7 @@ import contextlib
 import os
 import time
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
 import faust
@@ -56,7 +56,6 @@ log = get_logger(__name__)
 settings = get_settings()
 
 
-@lru_cache(maxsize=1)
 def configuration() -> tuple[DispatchContext, Channels]:
     """Routes, departments, SLA policy and channels, loaded once per worker."""
     routing = load_routing(

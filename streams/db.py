@@ -22,22 +22,27 @@ _pool: AsyncConnectionPool | None = None
 _lock = asyncio.Lock()
 
 
+async def open_pool(settings: Settings) -> AsyncConnectionPool:
+    """A new pool that checks its connections (so it survives a database restart)."""
+    pool = AsyncConnectionPool(
+        settings.conninfo(),
+        min_size=1,
+        max_size=settings.db_pool_max,
+        timeout=5.0,  # a missing database shows up as a retry within seconds
+        check=AsyncConnectionPool.check_connection,
+        kwargs=connection_kwargs(settings),
+        open=False,
+    )
+    await pool.open(wait=False)
+    return pool
+
+
 async def get_pool(settings: Settings) -> AsyncConnectionPool:
     """The process-wide pool, opened on first use."""
     global _pool
     async with _lock:
         if _pool is None:
-            pool = AsyncConnectionPool(
-                settings.conninfo(),
-                min_size=1,
-                max_size=settings.db_pool_max,
-                timeout=5.0,  # a missing database shows up as a retry within seconds
-                check=AsyncConnectionPool.check_connection,
-                kwargs=connection_kwargs(settings),
-                open=False,
-            )
-            await pool.open(wait=False)
-            _pool = pool
+            _pool = await open_pool(settings)
     return _pool
 
 

@@ -24,17 +24,16 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citybrain.api import store
 from citybrain.api.ratelimit import TokenBuckets
 from citybrain.api.tokens import Principal, parse
-from citybrain.db.connect import connection_kwargs
 from citybrain.dispatch.plan import TRANSITIONS
 from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
 from citybrain.settings import Settings, get_settings
+from streams.db import open_pool
 from streams.topics import TOPICS
 
 API_PREFIX = "/api/v1"
@@ -54,7 +53,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await _send_json(send, 413, "body", f"larger than {self.limit} bytes")
             return
         seen = 0
 
@@ -70,7 +69,7 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await _too_large(send, self.limit)
+            await _send_json(send, 413, "body", f"larger than {self.limit} bytes")
 
 
 class NoNul:
@@ -84,17 +83,7 @@ class NoNul:
         if scope["type"] == "http":
             raw = scope.get("query_string", b"") + scope.get("raw_path", b"")
             if b"%00" in raw or b"\x00" in raw or "\x00" in scope.get("path", ""):
-                body = orjson.dumps(
-                    {"detail": [{"field": "query", "reason": "contains a NUL character"}]}
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 400,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _send_json(send, 400, "query", "contains a NUL character")
                 return
         await self.app(scope, receive, send)
 
@@ -103,12 +92,13 @@ class _TooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps({"detail": [{"field": "body", "reason": f"larger than {limit} bytes"}]})
+async def _send_json(send: Send, status: int, field: str, reason: str) -> None:
+    """An error answer in the API's format, from a middleware."""
+    body = orjson.dumps({"detail": [{"field": field, "reason": reason}]})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json")],
         }
     )
@@ -135,16 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(
-            s.conninfo(),
-            min_size=1,
-            max_size=s.db_pool_max,
-            timeout=5.0,
-            check=AsyncConnectionPool.check_connection,
-            kwargs=connection_kwargs(s),
-            open=False,
-        )
-        await pool.open(wait=False)
+        pool = await open_pool(s)  # the app's own: a test may run several apps in turn
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap_servers, acks="all", linger_ms=2
         )

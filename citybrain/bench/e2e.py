@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.normalize import _free_port
+from citybrain.bench.proc import cpu_seconds, free_port, rss_mib
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
@@ -73,17 +73,6 @@ def _pct(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-
-def _proc(pid: int) -> tuple[float, float]:
-    """(CPU seconds, RSS MiB) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    return cpu, rss
 
 
 def _gauge_messages(devices: list[str], n: int, first: int = 0) -> list[tuple[bytes, bytes]]:
@@ -304,7 +293,7 @@ def run_e2e_bench(
         "CITYBRAIN_FEEDS_DIR": str(work),
         "CITYBRAIN_APP_ID": group,
         "CITYBRAIN_METRICS_PORT": "0",
-        "CITYBRAIN_WORKER_WEB_PORT": str(_free_port()),
+        "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
         "CITYBRAIN_KAFKA_OFFSET_RESET": "latest",  # this run's traffic, not the history
         "CITYBRAIN_LOG_LEVEL": "WARNING",
     }
@@ -351,7 +340,7 @@ def run_e2e_bench(
                 probes += 1
                 next_probe = now + 1 / probes_per_s
             if now >= next_sample:
-                cpu, rss = _proc(worker.pid)
+                cpu, rss = cpu_seconds(worker.pid), rss_mib(worker.pid)
                 count = readings()
                 samples.append((now, count, cpu, rss))
                 try:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from citybrain.bench.proc import cpu_seconds, free_port
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
@@ -36,19 +37,6 @@ class NormalizeBenchResult:
     readings_per_s: float
     worker_cpu_cores: float
     seconds_to_drain: float
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _readings(settings: Settings, feed: str) -> int:
@@ -119,7 +107,7 @@ def run_normalize_bench(
             "CITYBRAIN_FEEDS_DIR": str(work),
             "CITYBRAIN_APP_ID": f"bench-{run}",
             "CITYBRAIN_METRICS_PORT": "0",
-            "CITYBRAIN_WORKER_WEB_PORT": str(_free_port()),
+            "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
             "CITYBRAIN_LOG_LEVEL": "WARNING",
         }
         log = (work / f"worker-{n}.log").open("wb")
@@ -139,7 +127,7 @@ def run_normalize_bench(
         while True:
             count = _readings(settings, feed)
             now = time.perf_counter()
-            cpu = sum(_cpu_seconds(p.pid) for p in procs if p.poll() is None)
+            cpu = sum(cpu_seconds(p.pid) for p in procs if p.poll() is None)
             samples.append((now, count, cpu))
             print(f"\r  {count}/{target} readings stored", end="", file=sys.stderr, flush=True)
             if count >= target or any(p.poll() is not None for p in procs) or now - started > 900:

@@ -158,22 +158,34 @@ class Correlator:
         if key in self.moved:
             return True
         loc = e.location
-        placed = loc.lon is not None and loc.lat is not None
-        if family.name == "device" or e.kind in ("clear", "device_online"):
-            cells = (
-                cells_within(loc.lon, loc.lat, 50)  # type: ignore[arg-type]
-                if placed
-                else [f"d{loc.district}" if loc.district else "unlocated"]
-            )
+        cells = self._search_cells(e, family)
+        if cells is not None:
             pool: Iterable[Incident] = self._candidates(cells)
-        elif placed and loc.status != "needs_location":
-            pool = self._candidates(cells_within(loc.lon, loc.lat, 3 * family.radius_m))  # type: ignore[arg-type]
         else:
             pool = [
                 *(self.by_district.get((loc.district, family.name), ()) if loc.district else ()),
                 *self.by_cell.get("unlocated", ()),
             ]
         return any(key in inc.event_keys for inc in pool if inc.family == family.name)
+
+    @staticmethod
+    def _by_device(e: CanonicalEvent, family: Family) -> bool:
+        return family.name == "device" or e.kind in ("clear", "device_online")
+
+    def _search_cells(self, e: CanonicalEvent, family: Family) -> list[str] | None:
+        """The cells a report's incident can be held in; None for a report without a usable
+        place (its candidates are found by district)."""
+        loc = e.location
+        placed = loc.lon is not None and loc.lat is not None
+        if self._by_device(e, family):
+            if placed:
+                return cells_within(loc.lon, loc.lat, 50)  # type: ignore[arg-type]
+            return [f"d{loc.district}" if loc.district else "unlocated"]
+        if placed and loc.status != "needs_location":
+            # an incident is indexed by its first place and its reports spread up to about
+            # two radii from it: look that far
+            return cells_within(loc.lon, loc.lat, 3 * family.radius_m)  # type: ignore[arg-type]
+        return None
 
     def _candidates(self, cells: Iterable[str]) -> Iterable[Incident]:
         for cell in cells:
@@ -185,15 +197,11 @@ class Correlator:
 
     def _match(self, e: CanonicalEvent, family: Family) -> Incident | None:
         loc = e.location
-        if family.name == "device" or e.kind in ("clear", "device_online"):
+        cells = self._search_cells(e, family)
+        if self._by_device(e, family):
             device = loc.device_id
-            if device is None:
+            if device is None or cells is None:
                 return None
-            cells = (
-                cells_within(loc.lon, loc.lat, 50)
-                if loc.lon is not None and loc.lat is not None
-                else [f"d{loc.district}" if loc.district else "unlocated"]
-            )
             for inc in self._candidates(cells):
                 if (
                     device in inc.devices
@@ -203,10 +211,10 @@ class Correlator:
                     return inc
             return None
         best: tuple[float, Incident] | None = None
-        if loc.lon is not None and loc.lat is not None and loc.status != "needs_location":
-            # an incident is indexed by its first place and its reports spread up to about
-            # two radii from it: look that far, then measure to the nearest report
-            for inc in self._candidates(cells_within(loc.lon, loc.lat, 3 * family.radius_m)):
+        if cells is not None:
+            # measure to the nearest report of each candidate
+            assert loc.lon is not None and loc.lat is not None
+            for inc in self._candidates(cells):
                 if inc.family != family.name or inc.lon is None or inc.lat is None:
                     continue
                 if e.source_kind not in family.sources or not self._in_window(
