@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 import faust
-from faust.types import TableT
+from faust.types import Message, TableT
 
 from citybrain.core.cells import correlation_key
 from citybrain.feeds.alarms import AlarmEvent, sweep
@@ -34,6 +34,7 @@ from schemas.events import Location, RawRef
 from schemas.feed_definition import SilenceRule, parse_duration
 from schemas.tables import PERSONAL_CONTACTS, READINGS
 from streams.app import app
+from streams.batches import BatchTopic, RecordBatch
 from streams.db import get_pool, get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
@@ -72,15 +73,10 @@ async def _write(settings: Settings, out: BatchOutput) -> None:
     await writer.write_many([(READINGS, out.readings), (PERSONAL_CONTACTS, out.contacts)])
 
 
-async def process(feed: Feed, table: TableT | None, events: list[faust.EventT]) -> None:
+async def process(feed: Feed, table: TableT | None, events: list[Message]) -> None:
     """One batch of one feed (the agent's loop body)."""
     started = time.perf_counter()
-    records = [
-        RawRecord(
-            e.message.value, e.message.topic, e.message.partition, e.message.offset, e.message.key
-        )
-        for e in events
-    ]
+    records = [RawRecord(m.value, m.topic, m.partition, m.offset, m.key) for m in events]
     try:
         out = normalize_batch(feed, records, GEOTAGGER, TableView(table), datetime.now(UTC))
     except Exception:
@@ -119,22 +115,31 @@ async def process(feed: Feed, table: TableT | None, events: list[faust.EventT]) 
         )
     if pending:
         await asyncio.gather(*pending)
-    if table is not None:
+    if table is not None and out.states:
         for device_id, state in out.states.items():
             table[device_id] = state
+        # the changelog writes leave through the producer's buffer: drained here, by the
+        # agent, rather than by the conductor holding up every topic's records
+        await app.producer.buffer.flush()
     RECORDS.labels(STAGE, "ok").inc(out.ok)
     BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 def _register(feed: Feed) -> None:
-    raw_topic = app.topic(
-        feed.topic,
+    # telemetry: large batches, fewer transactions and one state write per device per batch;
+    # reports and alarms: short waits, low latency
+    wait = settings.telemetry_batch_wait if feed.definition.readings else settings.batch_wait
+    raw_topic = BatchTopic(
+        app,
+        topics=[feed.topic],
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.topic_partitions,
         internal=True,  # created at start-up when missing
+        max_records=4000,
+        within=wait,
     )
     table = None
     if feed.definition.alarms:
@@ -149,13 +154,9 @@ def _register(feed: Feed) -> None:
     if table is not None:
         _register_sweep(feed, table)
 
-    # telemetry: large batches, fewer transactions and one state write per device per batch;
-    # reports and alarms: short waits, low latency
-    wait = settings.telemetry_batch_wait if feed.definition.readings else settings.batch_wait
-
-    async def normalize(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(4000, within=wait):  # type: ignore[attr-defined]
-            await process(feed, table, list(events))
+    async def normalize(stream: faust.StreamT[RecordBatch]) -> None:
+        async for records in raw_topic.batches(stream):
+            await process(feed, table, records)
 
     normalize.__name__ = f"normalize_{feed.name.replace('-', '_')}"
     app.agent(raw_topic, name=f"normalize-{feed.name}")(normalize)

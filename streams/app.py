@@ -9,13 +9,22 @@ from __future__ import annotations
 import faust
 
 from citybrain.settings import Settings, get_settings
+from streams.transport import Transport
+
+
+class App(faust.App):
+    """Faust's App on citybrain's transport (`streams.transport`: an eager drain loop and
+    batch delivery for `streams.batches.BatchTopic`s)."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
 
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured for citybrain."""
     datadir = settings.data_dir / "faust" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return App(
         settings.app_id,
         broker=settings.kafka_broker_url,
         autodiscover=False,

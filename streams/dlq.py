@@ -14,6 +14,7 @@ from citybrain.privacy import mask_phones_in_text
 
 if TYPE_CHECKING:
     import faust
+    from faust.types import Message
 
 
 #: Dead letters keep at most this much of the original value (the broker's limit is ~1 MB;
@@ -71,15 +72,16 @@ def declare_dead_letter_topics(app: faust.App, *topic_names: str) -> None:
 
 async def send_dead_letter(
     app: faust.App,
-    event: faust.EventT,
+    record: faust.EventT | Message,
     *,
     stage: str,
     error: BaseException,
     reason: str,
     feed: str = "",
 ) -> None:
-    """Send one rejected event to its topic's dead-letter topic and count it."""
-    message = event.message
+    """Send one rejected record (a stream's event, or a record of a batch) to its topic's
+    dead-letter topic and count it."""
+    message: Message = record.message if hasattr(record, "message") else record
     headers = dead_letter_headers(
         stage=stage,
         error=error,

@@ -1,0 +1,167 @@
+"""Batch delivery, the parts without a broker: the closed-batch queue pauses the
+partitions that keep closing batches and resumes them as the agent drains it; an open
+batch closes when full or when its wait runs out; eager starts finish in place or hand
+over the rest. (Through a real broker: tests/agents/test_normalize.py and
+tests/faults.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.types import TP
+from mode.utils.queues import FlowControlEvent
+
+from streams.batches import PAUSE_AT, RESUME_AT, BatchQueue, RecordBatch, _OpenBatch
+from streams.transport import start_eagerly
+
+
+class Partitions:
+    """What the queue asks of Faust's consumer: which partitions to stop and start fetching."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def on_buffer_full(self, tp: TP) -> None:
+        self.calls.append(("pause", tp.partition))
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        self.calls.append(("resume", tp.partition))
+
+
+def _queue(partitions: Partitions) -> BatchQueue:
+    return BatchQueue(
+        partitions, maxsize=4, flow_control=FlowControlEvent(initially_suspended=False)
+    )
+
+
+def test_partitions_are_paused_while_batches_pile_up_and_resumed_as_they_drain() -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        partitions = Partitions()
+        queue = _queue(partitions)
+        for n in range(PAUSE_AT + 1):
+            queue.force_put_nowait(RecordBatch([]))
+            if queue.qsize() >= PAUSE_AT:
+                queue.pause(TP("raw.iot.x", n))
+        queue.pause(TP("raw.iot.x", 2))  # twice: one pause
+        while queue.qsize() > RESUME_AT + 1:
+            queue.get_nowait()
+        assert ("resume", 1) not in partitions.calls  # still more than RESUME_AT queued
+        queue.get_nowait()
+        return partitions.calls
+
+    calls = asyncio.run(scenario())
+    assert calls == [("pause", 1), ("pause", 2), ("resume", 1), ("resume", 2)]
+
+
+def test_an_agent_never_waits_on_an_empty_queue_with_partitions_paused() -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        partitions = Partitions()
+        queue = _queue(partitions)
+        queue.paused.add(TP("raw.iot.x", 0))  # paused, and then the queue was cleared
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        calls = list(partitions.calls)
+        queue.force_put_nowait(RecordBatch([]))
+        await getter
+        return calls
+
+    assert asyncio.run(scenario()) == [("resume", 0)]
+
+
+def test_a_rebalance_clearing_the_queue_resumes_its_partitions() -> None:
+    partitions = Partitions()
+    queue = _queue(partitions)
+    queue.pause(TP("raw.iot.x", 3))
+    queue.clear()
+    assert partitions.calls == [("pause", 3), ("resume", 3)] and not queue.paused
+
+
+class _Channel:
+    """The two settings an open batch reads from its topic, and its queue."""
+
+    def __init__(self, max_records: int, within: float) -> None:
+        self.max_records = max_records
+        self.within = within
+        self.queue = _queue(Partitions())
+
+
+@pytest.mark.parametrize(
+    ("records", "max_records", "expected"),
+    [(3, 3, [3]), (7, 3, [3, 3, 1]), (2, 100, [2])],
+)
+def test_a_batch_closes_when_full_or_when_its_wait_runs_out(
+    records: int, max_records: int, expected: list[int]
+) -> None:
+    async def scenario() -> list[int]:
+        channel = _Channel(max_records, within=0.05)
+        batch = _OpenBatch(channel)  # type: ignore[arg-type]
+        for n in range(records):
+            if batch.add(n):  # type: ignore[arg-type]
+                await batch.close()
+        await asyncio.sleep(0.15)  # the rest closes when its wait has run out
+        sizes = []
+        while not channel.queue.empty():
+            sizes.append(len(channel.queue.get_nowait()))
+        return sizes
+
+    assert asyncio.run(scenario()) == expected
+
+
+def test_closed_batches_keep_their_order_when_the_queue_is_full() -> None:
+    async def scenario() -> list[list[int]]:
+        channel = _Channel(2, within=10)
+        batch = _OpenBatch(channel)  # type: ignore[arg-type]
+        closing = []
+        for n in range(12):  # six batches into a queue of four
+            if batch.add(n):  # type: ignore[arg-type]
+                closing.append(asyncio.ensure_future(batch.close()))
+                await asyncio.sleep(0)
+        got = []
+        while len(got) < 6:
+            got.append(list((await channel.queue.get()).records))
+        await asyncio.gather(*closing)
+        return got
+
+    assert asyncio.run(scenario()) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
+
+
+async def _done() -> str:
+    return "in place"
+
+
+async def _waits(gate: asyncio.Future[str]) -> str:
+    return "after " + await gate
+
+
+def test_a_delivery_that_does_not_wait_finishes_in_place() -> None:
+    async def scenario() -> Any:
+        return start_eagerly(_done())
+
+    assert asyncio.run(scenario()) is None
+
+
+def test_a_delivery_that_waits_hands_over_the_rest_which_finishes_or_is_cancelled() -> None:
+    async def finishes() -> str:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        rest = start_eagerly(_waits(gate))
+        assert rest is not None
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0)
+        gate.set_result("the wait")
+        return await task
+
+    async def cancelled() -> bool:
+        gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        rest = start_eagerly(_waits(gate))
+        assert rest is not None
+        task = asyncio.ensure_future(rest)
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return gate.cancelled()  # the cancellation reached the inner wait
+
+    assert asyncio.run(finishes()) == "after the wait"
+    assert asyncio.run(cancelled()) is True
