@@ -7,6 +7,7 @@ sends telemetry (`readings`) that `alarms` rules turn into events, or both.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal
 
@@ -16,8 +17,9 @@ DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+@functools.lru_cache(maxsize=256)
 def parse_duration(text: str) -> float:
-    """'5m' -> 300.0 seconds."""
+    """'5m' -> 300.0 seconds (cached: alarm rules ask for every reading)."""
     m = DURATION.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h")

@@ -9,7 +9,8 @@ by device id (the raw topics are keyed by device id, so state and records agree)
 - threshold: value above (or below) a bound for at least `held_for` -> alarm; back within
   the bound -> clear.
 - rate_of_change: the value rose by `rise` or more within `within` -> alarm; no longer ->
-  clear.
+  clear. The rule's window holds the points that may still be its minimum (a monotonic
+  queue: each reading drops the older points that are not lower than itself).
 - silence: no message for `after` -> device_offline (from `sweep`); the next message ->
   device_online.
 Event ids are deterministic (feed, device, rule, kind, the reading's time), so replaying
@@ -109,10 +110,20 @@ def evaluate(
             # once alarmed, the alarm holds until the value is back within the bound
             firing = firing or (breach and rs["active"])
         else:
+            # the window keeps only points that can still be its minimum: values rise
+            # along it, so the oldest point not expired is the lowest
             horizon = now - parse_duration(rule.within)
-            window = [p for p in rs["window"] if p[0] >= horizon] + [[now, value]]
-            rs["window"] = window[-200:]
-            firing = value - min(v for _, v in window) >= rule.rise
+            window = rs["window"]
+            while window and window[-1][1] >= value:
+                window.pop()
+            window.append([now, value])
+            start = 0
+            while window[start][0] < horizon:
+                start += 1
+            if start or len(window) > 200:
+                window = rs["window"] = window[max(start, len(window) - 200) :]
+            firing = value - min(p[1] for p in window) >= rule.rise  # window[0] but for
+            # states written before the window was kept monotonic
         if firing != rs["active"]:
             rs["active"] = firing
             kind = "alarm" if firing else "clear"

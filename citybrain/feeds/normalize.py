@@ -69,10 +69,16 @@ class ParsedRecord:
 _MISSING = object()
 
 
+_PATHS: dict[str, tuple[str, ...]] = {}
+
+
 def get_path(doc: Any, path: str) -> Any:
     """`a.b.0.c` into nested dicts and lists; _MISSING when absent."""
+    parts = _PATHS.get(path)
+    if parts is None:
+        parts = _PATHS[path] = tuple(path.split("."))
     node = doc
-    for part in path.split("."):
+    for part in parts:
         if isinstance(node, dict):
             if part not in node:
                 return _MISSING
@@ -115,7 +121,9 @@ def decode(feed: Feed, raw: bytes | None) -> dict[str, Any]:
             raise Reject("malformed_json", f"not JSON: {exc}") from exc
         if not isinstance(doc, dict):
             raise Reject("schema_violation", "a JSON object is required")
-        if _has_nul(doc):
+        # JSON text can carry a NUL only as the escape \u0000 (raw control characters are
+        # not JSON): look into the document only when the text has one
+        if "\\u0000" in text and _has_nul(doc):
             raise Reject("undecodable_bytes", "a NUL character (U+0000): no text column stores it")
         return doc
     columns = source.csv_columns or []

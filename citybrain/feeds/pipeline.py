@@ -10,19 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from citybrain.feeds.alarms import AlarmEvent, evaluate
 from citybrain.feeds.definition import Feed
 from citybrain.feeds.normalize import ParsedRecord, Reject, masked_phone, masked_text, parse
+from citybrain.geo.devices import DeviceRegistry
 from citybrain.geo.geotag import Geotagger, LocationRequest, Placement
 from schemas.events import CanonicalEvent, Location, RawRef
 
 
-@dataclass(frozen=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     value: bytes | None
     topic: str
     partition: int
@@ -77,69 +77,85 @@ def normalize_batch(
             parsed.append((i, parse(feed, record.value, received_at)))
         except Reject as exc:
             out.rejects.append((i, exc))
-    registry = feed.devices
-    requests = []
-    for _, rec in parsed:
-        use_device = rec.lon is None and rec.device_id is not None and registry is not None
-        requests.append(
-            LocationRequest(
-                lon=rec.lon,
-                lat=rec.lat,
-                crs=rec.crs,
-                device_id=rec.device_id if use_device else None,
-                address=rec.address,
-            )
-        )
-    placements = geotagger.place(requests, registry)
 
-    alive: list[tuple[int, ParsedRecord, Placement]] = []
-    for (i, rec), place in zip(parsed, placements, strict=True):
-        if place.location_status == "unknown_device":
+    # A record placed by its device needs a device the registry knows; telemetry needs
+    # nothing more, so only the records that make events (reports, alarms) are geo-tagged.
+    registry = feed.devices
+    alive: list[tuple[int, ParsedRecord]] = []
+    for i, rec in parsed:
+        if (
+            registry is not None
+            and rec.lon is None
+            and rec.device_id is not None
+            and rec.address is None
+            and rec.device_id not in registry.devices
+        ):
             out.rejects.append(
                 (i, Reject("unknown_device", f"device {rec.device_id!r} is not in the registry"))
             )
             continue
-        alive.append((i, rec, place))
-    alive.sort(key=lambda t: (t[1].device_id or "", t[1].observed_at, t[0]))
-
+        alive.append((i, rec))
     definition = feed.definition
-    for i, rec, place in alive:
-        location = _location(rec, place)
-        ref = _ref(records[i])
+    if definition.alarms:  # rules see each device's readings in time order (sort is stable)
+        alive.sort(key=lambda t: (t[1].device_id or "", t[1].observed_at))
+    # (position in alive, the alarm or None for the record's own report), in output order
+    emitted: list[tuple[int, AlarmEvent | None]] = []
+    for k, (_, rec) in enumerate(alive):
+        feed_name, device_id, observed_at = rec.feed, rec.device_id, rec.observed_at
         for metric, value, unit in rec.readings:
-            out.readings.append((rec.device_id, metric, rec.observed_at, value, unit, rec.feed))
+            out.readings.append((device_id, metric, observed_at, value, unit, feed_name))
         if rec.event_id is not None:
-            out.events.append(
-                CanonicalEvent(
-                    event_id=rec.event_id,
-                    source_kind=rec.source_kind,
-                    feed=rec.feed,
-                    kind=rec.kind or "report",
-                    category=rec.category or "other",
-                    severity=rec.severity,
-                    observed_at=rec.observed_at,
-                    received_at=received_at,
-                    location=location,
-                    raw_ref=ref,
-                    text=masked_text(rec.text),
-                    caller_phone_masked=masked_phone(rec.caller_phone),
-                    attributes=rec.attributes,
-                )
-            )
+            emitted.append((k, None))
             if rec.caller_phone:
                 out.contacts.append((rec.event_id, rec.caller_phone, None))
-        if definition.alarms and rec.device_id is not None:
-            before = out.states.get(rec.device_id)
-            if before is None and rec.device_id in states:
-                before = orjson.loads(orjson.dumps(states[rec.device_id]))  # our own copy
-            state, alarms = evaluate(
-                definition, before, rec.device_id, rec.observed_at, rec.readings
-            )
-            out.states[rec.device_id] = state
-            for alarm in alarms:
-                out.events.append(alarm_event(feed, alarm, location, ref, received_at))
+        if definition.alarms and device_id is not None:
+            before = out.states.get(device_id)
+            if before is None and device_id in states:
+                before = orjson.loads(orjson.dumps(states[device_id]))  # our own copy
+            state, alarms = evaluate(definition, before, device_id, observed_at, rec.readings)
+            out.states[device_id] = state
+            emitted += [(k, alarm) for alarm in alarms]
         out.ok += 1
+
+    placed = sorted({k for k, _ in emitted})
+    places = geotagger.place([_request(alive[k][1], registry) for k in placed], registry)
+    locations = {k: _location(alive[k][1], place) for k, place in zip(placed, places, strict=True)}
+    for k, alarm in emitted:
+        i, rec = alive[k]
+        ref = _ref(records[i])
+        if alarm is not None:
+            out.events.append(alarm_event(feed, alarm, locations[k], ref, received_at))
+            continue
+        assert rec.event_id is not None
+        out.events.append(
+            CanonicalEvent(
+                event_id=rec.event_id,
+                source_kind=rec.source_kind,
+                feed=rec.feed,
+                kind=rec.kind or "report",
+                category=rec.category or "other",
+                severity=rec.severity,
+                observed_at=rec.observed_at,
+                received_at=received_at,
+                location=locations[k],
+                raw_ref=ref,
+                text=masked_text(rec.text),
+                caller_phone_masked=masked_phone(rec.caller_phone),
+                attributes=rec.attributes,
+            )
+        )
     return out
+
+
+def _request(rec: ParsedRecord, registry: DeviceRegistry | None) -> LocationRequest:
+    use_device = rec.lon is None and rec.device_id is not None and registry is not None
+    return LocationRequest(
+        lon=rec.lon,
+        lat=rec.lat,
+        crs=rec.crs,
+        device_id=rec.device_id if use_device else None,
+        address=rec.address,
+    )
 
 
 def alarm_event(

@@ -130,17 +130,17 @@ class BatchWriter:
     async def _copy_upsert(
         self, conn: AsyncConnection[Any], spec: TableSpec, rows: Sequence[Row]
     ) -> int:
-        unique = last_per_key(spec, rows)
         if self.optimistic:
             # Fresh data (the common case) goes straight into the table; a key that is
-            # already there (redelivery, replay) rolls back to the savepoint and the batch
-            # takes the staging + upsert path instead.
+            # already there (redelivery, replay) or twice in the batch rolls back to the
+            # savepoint and the batch takes the staging + upsert path instead.
             try:
                 async with conn.transaction():
-                    await self._copy_rows(conn, spec.table, spec, unique, ordinal=False)
-                return len(unique)
+                    await self._copy_rows(conn, spec.table, spec, rows, ordinal=False)
+                return len(rows)
             except psycopg.errors.UniqueViolation:
                 self.fallbacks += 1
+        unique = last_per_key(spec, rows)
         stage = stage_name(spec)
         await conn.execute(
             sql.SQL(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -87,3 +88,59 @@ def test_a_late_message_does_not_move_state_back(feeds: dict[str, Feed]) -> None
         [("level_m", 0.1, "m")],
     )
     assert events == [] and late["last_seen"] == state["last_seen"]
+
+
+def _rate_events_by_brute_force(series: list[tuple[int, float]]) -> list[tuple[int, str]]:
+    """The rate rule as its definition reads: the value rose by 0.3 m or more over the
+    lowest reading of the last 10 minutes (the water-level feed's rule #1)."""
+    out, active = [], False
+    for k, (minute, level) in enumerate(series):
+        window = [v for m, v in series[: k + 1] if m >= minute - 10]
+        firing = level - min(window) >= 0.3
+        if firing != active:
+            active = firing
+            out.append((minute, "alarm" if firing else "clear"))
+    return out
+
+
+def test_rate_window_is_kept_small_and_agrees_with_the_definition(
+    feeds: dict[str, Feed],
+) -> None:
+    rng = random.Random(7)
+    for _ in range(50):
+        minute, level, series = 0, 0.3, []
+        for _ in range(300):
+            minute += rng.choice([0, 1, 1, 2, 3])
+            level = max(0.0, level + rng.uniform(-0.12, 0.12))
+            series.append((minute, round(level, 3)))
+        state, events = run(feeds["water-level"], series)
+        rate = [(m, kind) for m, kind, rule in events if rule.startswith("rate")]
+        assert rate == _rate_events_by_brute_force(series)
+        window = state["rules"]["1"]["window"]
+        assert [v for _, v in window] == sorted(v for _, v in window)  # rising: a min-queue
+        # exactly the readings of the last 10 minutes lower than every reading after them
+        recent = [v for m, v in series if m >= series[-1][0] - 10]
+        lows = [v for i, v in enumerate(recent) if all(v < w for w in recent[i + 1 :])]
+        assert [v for _, v in window] == lows
+
+
+def test_a_window_stored_before_it_was_kept_rising_still_gives_its_minimum(
+    feeds: dict[str, Feed],
+) -> None:
+    # a state written by an earlier version: every point of the window, not only rising ones
+    t0 = T0.timestamp()
+    old = {
+        "last_seen": t0 + 240,
+        "offline": False,
+        "rules": {"1": {"since": None, "active": False, "window": [[t0, 0.2], [t0 + 240, 0.5]]}},
+    }
+    old["rules"]["1"]["window"].insert(1, [t0 + 120, 0.05])  # the lowest in the middle
+    _, events = evaluate(
+        feeds["water-level"].definition,
+        old,
+        "WL1",
+        T0 + timedelta(minutes=5),
+        [("level_m", 0.4, "m")],
+    )
+    # 0.4 - 0.05 >= 0.3 (the first point, 0.2, would not have fired it)
+    assert [(e.kind, e.rule) for e in events] == [("alarm", "rate#1")]
