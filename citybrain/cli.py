@@ -131,8 +131,14 @@ def worker() -> None:
         ) from exc
     import faust
 
-    import agents  # noqa: F401 - registers the agents
+    import agents
     from streams.app import app as faust_app
+
+    stages = agents.STAGES if settings.stages == "all" else settings.stages.split(",")
+    try:
+        agents.register(s.strip() for s in stages)
+    except ValueError as exc:
+        raise _fail(f"CITYBRAIN_STAGES: {exc}") from exc
 
     worker_ = faust.Worker(
         faust_app,
@@ -930,7 +936,7 @@ def bench_correlate(
 
 @bench_app.command("normalize")
 def bench_normalize(
-    messages: Annotated[int, typer.Option(help="Telemetry messages to normalise.")] = 200_000,
+    messages: Annotated[int, typer.Option(help="Telemetry messages to normalise.")] = 400_000,
     workers: Annotated[int, typer.Option(help="Worker processes in the consumer group.")] = 2,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
@@ -940,7 +946,8 @@ def bench_normalize(
     from citybrain.bench.normalize import as_dict, run_normalize_bench
 
     result = run_normalize_bench(_settings(), messages, workers)
-    _report(as_dict(result), json_out, ">= 20000 messages/s", result.records_per_s >= 20_000)
+    steady = result.steady_records_per_s or result.records_per_s
+    _report(as_dict(result), json_out, ">= 20000 messages/s (steady)", steady >= 20_000)
 
 
 @bench_app.command("address")

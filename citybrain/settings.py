@@ -145,6 +145,12 @@ class Settings(BaseSettings):
 
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
+    stages: str = Field(
+        "all",
+        description="Comma-separated stages this worker runs (normalize, correlate, persist, "
+        "dispatch, status, maintenance, monitor, ping) or `all`. Workers of one app id run "
+        "the same stages; give a separate set its own `CITYBRAIN_APP_ID`.",
+    )
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
     maintenance_interval: float = Field(
