@@ -1,10 +1,13 @@
 """`citybrain bench normalize`: the normalize stage's sustained rate on the telemetry path,
-with the real broker, the real database and a real worker process.
+with the real broker, the real database and real worker processes.
 
 A copy of the water-level feed reads a fresh topic; N simulated gauge messages are
-produced first, then a worker starts and the rate is taken from the readings landing in the
-database (each message holds two readings), between 10% and 90% of the run, so start-up
-is not counted. The worker's CPU time is read from /proc.
+produced first, then workers running only the normalize stage start (their consumer group
+reads that topic from the start and every other topic from the end). The rate is taken
+from the readings landing in the database (each message holds two readings) between 10%
+and 90% of the run, so start-up is not counted; the steady rate starts when the last
+worker is ready after the group's last rebalance (each worker that joins rebalances the
+group once). The workers' CPU time is read from /proc.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.proc import cpu_seconds, free_port
+from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, stop_signal
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
@@ -33,7 +37,8 @@ class NormalizeBenchResult:
     messages: int
     workers: int
     produce_per_s: float
-    records_per_s: float
+    records_per_s: float  # between 10% and 90% of the readings stored, rebalances included
+    steady_records_per_s: float | None  # after the last worker joined (None: too short)
     readings_per_s: float
     worker_cpu_cores: float
     seconds_to_drain: float
@@ -45,11 +50,27 @@ def _readings(settings: Settings, feed: str) -> int:
     return int(row[0]) if row else 0
 
 
+def last_ready(logs: Iterable[Path]) -> float:
+    """When the last worker logged "Worker ready" (epoch seconds; 0 when none did)."""
+    latest = 0.0
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            if "Worker ready" not in line or not line.startswith("{"):
+                continue
+            try:
+                stamp = json.loads(line)["timestamp"]
+            except (ValueError, KeyError):
+                continue
+            latest = max(latest, datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return latest
+
+
 def run_normalize_bench(
     settings: Settings, messages: int, workers: int = 1, alarms: bool = True
 ) -> NormalizeBenchResult:
-    from kafka import KafkaProducer
+    from kafka import KafkaProducer, TopicPartition
     from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.structs import OffsetAndMetadata
 
     run = uuid.uuid4().hex[:8]
     feed = f"bench-{run}"
@@ -71,8 +92,18 @@ def run_normalize_bench(
         for line in (work / "devices" / "water-level.csv").read_text().splitlines()[1:]
     ]
 
+    group = f"bench-{run}"
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
     admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
+    # the workers' group reads the bench topic from its start and every other topic from
+    # its end: the history other runs left in the built-in feeds is not this measurement
+    admin.alter_group_offsets(
+        group,
+        {
+            TopicPartition(topic, p): OffsetAndMetadata(0, "", -1)
+            for p in range(settings.topic_partitions)
+        },
+    )
     admin.close()
 
     print(f"producing {messages} gauge messages to {topic} ...", file=sys.stderr)
@@ -98,17 +129,19 @@ def run_normalize_bench(
     produce_rate = messages / (time.perf_counter() - t0)
     producer.close()
 
-    profile = os.environ.get("CITYBRAIN_BENCH_PROFILE")
-    prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    prefix = profiler_prefix()
     procs = []
     for n in range(workers):
         env = {
             **os.environ,
             "CITYBRAIN_FEEDS_DIR": str(work),
-            "CITYBRAIN_APP_ID": f"bench-{run}",
+            "CITYBRAIN_APP_ID": group,
+            "CITYBRAIN_KAFKA_OFFSET_RESET": "latest",
             "CITYBRAIN_METRICS_PORT": "0",
             "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
-            "CITYBRAIN_LOG_LEVEL": "WARNING",
+            "CITYBRAIN_STAGES": "normalize",  # the stage measured, nothing else
+            "CITYBRAIN_LOG_LEVEL": "INFO",  # "Worker ready" marks the group's last rebalance
+            "CITYBRAIN_LOG_FORMAT": "json",
         }
         log = (work / f"worker-{n}.log").open("wb")
         procs.append(
@@ -123,6 +156,7 @@ def run_normalize_bench(
     target = messages * 2
     samples: list[tuple[float, int, float]] = []
     started = time.perf_counter()
+    wall_offset = time.time() - started  # perf_counter -> epoch seconds
     try:
         while True:
             count = _readings(settings, feed)
@@ -136,18 +170,25 @@ def run_normalize_bench(
     finally:
         print(file=sys.stderr)
         for p in procs:
-            p.terminate()
+            p.send_signal(stop_signal())
         for p in procs:
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
     if samples[-1][1] < target:
-        raise RuntimeError(f"a worker stopped early; see {work}/worker-*.log")
+        what = "a worker stopped early" if any(p.poll() for p in procs) else "no progress"
+        raise RuntimeError(f"{what}: {samples[-1][1]}/{target} readings; see {work}/worker-*.log")
     lo = next(s for s in samples if s[1] >= target * 0.1)
     hi = next(s for s in samples if s[1] >= target * 0.9)
     readings_rate = (hi[1] - lo[1]) / max(hi[0] - lo[0], 1e-9)
     cores = (hi[2] - lo[2]) / max(hi[0] - lo[0], 1e-9)
+    # steady: from the moment the last worker was ready after the group's last rebalance
+    ready = last_ready(work.glob("worker-*.log")) - wall_offset
+    steady = [s for s in samples if s[0] >= ready and s[1] <= hi[1]]
+    steady_rate = None
+    if len(steady) >= 2 and steady[-1][0] - steady[0][0] >= 3.0:
+        steady_rate = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
     with connect(settings) as conn:
         conn.execute("DELETE FROM readings WHERE feed = %s", (feed,))
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
@@ -159,6 +200,7 @@ def run_normalize_bench(
         workers=workers,
         produce_per_s=round(produce_rate),
         records_per_s=round(readings_rate / 2),
+        steady_records_per_s=round(steady_rate / 2) if steady_rate is not None else None,
         readings_per_s=round(readings_rate),
         worker_cpu_cores=round(cores, 2),
         seconds_to_drain=round(samples[-1][0] - started, 1),

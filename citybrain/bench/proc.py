@@ -24,3 +24,43 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def profiler_prefix() -> list[str]:
+    """The command that starts a benchmarked worker's Python, under a profiler on request.
+
+    `CITYBRAIN_BENCH_PROFILE=out.txt` (or `.svg`, `.json`) runs the worker under py-spy
+    (collapsed stacks, flame graph or speedscope by the file's suffix); `out.prof` runs it
+    under cProfile. py-spy is not a dependency: `pip install py-spy` first."""
+    import shutil
+    import sys
+
+    profile = os.environ.get("CITYBRAIN_BENCH_PROFILE")
+    if not profile:
+        return [sys.executable]
+    if profile.endswith(".prof"):
+        return [sys.executable, "-m", "cProfile", "-o", profile]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(profile).suffix, "raw")
+    return [
+        spy,
+        "record",
+        "--nonblocking",
+        "-r",
+        "200",
+        "-f",
+        fmt,
+        "-o",
+        profile,
+        "--",
+        sys.executable,
+    ]
+
+
+def stop_signal() -> int:
+    """SIGINT under py-spy (it writes its profile on SIGINT, not on SIGTERM), else SIGTERM;
+    a Faust worker stops cleanly on either."""
+    import signal
+
+    profile = os.environ.get("CITYBRAIN_BENCH_PROFILE", "")
+    return signal.SIGINT if profile and not profile.endswith(".prof") else signal.SIGTERM
