@@ -1,10 +1,12 @@
 """Stage `normalize`: one agent per feed. Raw records -> canonical events on events.v1,
 readings and callers' contacts into the database, rejects to `<raw topic>.dlq`.
 
-Thin: `citybrain.feeds.pipeline.normalize_batch` does the work. Per batch: write readings
-and contacts (one transaction), send the events and wait for the broker's acks, send the
-dead letters, store the devices' alarm state in the feed's table (changelogged, keyed by
-device id like the raw topic), and only then let `take_events` acknowledge the offsets.
+Thin: `citybrain.feeds.pipeline.normalize_batch` does the work (`prepare`). The raw topic
+is read in batches (`streams.batches`); per batch `finish` writes readings and contacts
+(one transaction), sends the events and waits for the broker's acks, sends the dead
+letters, stores the devices' alarm state in the feed's table (changelogged, keyed by
+device id like the raw topic), and only then are the batch's offsets acknowledged. One
+batch is being finished while the next is prepared (`streams.batches.Pipeline`).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from schemas.events import Location, RawRef
 from schemas.feed_definition import SilenceRule, parse_duration
 from schemas.tables import PERSONAL_CONTACTS, READINGS
 from streams.app import app
-from streams.batches import BatchTopic, RecordBatch
+from streams.batches import BatchTopic, Pipeline, RecordBatch
 from streams.db import get_pool, get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
+from streams.tables import put_many
 from streams.topics import TOPICS, topic
 
 STAGE = "normalize"
@@ -50,13 +53,19 @@ events_topic = topic(app, TOPICS.events)
 
 
 class TableView(Mapping[str, dict[str, Any]]):
-    """Read-only view of a Faust table for the pure pipeline."""
+    """Read-only view of a Faust table for the pure pipeline; `pending`: the states of the
+    batch still being finished, which the table does not hold yet."""
 
-    def __init__(self, table: TableT | None) -> None:
+    def __init__(
+        self, table: TableT | None, pending: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         self.table = table
+        self.pending = pending or {}
 
     def __getitem__(self, key: str) -> dict[str, Any]:
-        value = self.table.get(key) if self.table is not None else None
+        value = self.pending.get(key)
+        if value is None and self.table is not None:
+            value = self.table.get(key)
         if value is None:
             raise KeyError(key)
         return dict(value)
@@ -73,36 +82,42 @@ async def _write(settings: Settings, out: BatchOutput) -> None:
     await writer.write_many([(READINGS, out.readings), (PERSONAL_CONTACTS, out.contacts)])
 
 
-async def process(feed: Feed, table: TableT | None, events: list[Message]) -> None:
-    """One batch of one feed (the agent's loop body)."""
-    started = time.perf_counter()
-    records = [RawRecord(m.value, m.topic, m.partition, m.offset, m.key) for m in events]
+Failures = list[tuple[int, Exception]]  # (index in batch, the error normalize_batch raised)
+
+
+def prepare(
+    feed: Feed, states: Mapping[str, dict[str, Any]], messages: list[Message]
+) -> tuple[BatchOutput, Failures]:
+    """One batch of one feed through the pure pipeline. A batch that raises is done again
+    record by record, and the records that raise on their own are handed back as failures
+    (dead letters, `internal_error`): one bad record never stops the feed."""
+    records = [RawRecord(m.value, m.topic, m.partition, m.offset, m.key) for m in messages]
     try:
-        out = normalize_batch(feed, records, GEOTAGGER, TableView(table), datetime.now(UTC))
+        return normalize_batch(feed, records, GEOTAGGER, states, datetime.now(UTC)), []
     except Exception:
         log.exception("batch failed; retrying record by record", feed=feed.name)
-        out = BatchOutput()
-        for index, record in enumerate(records):
-            try:
-                one = normalize_batch(
-                    feed, [record], GEOTAGGER, TableView(table), datetime.now(UTC)
-                )
-            except Exception as exc:
-                await send_dead_letter(
-                    app,
-                    events[index],
-                    stage=STAGE,
-                    error=exc,
-                    reason="internal_error",
-                    feed=feed.name,
-                )
-                continue
-            out.events += one.events
-            out.readings += one.readings
-            out.contacts += one.contacts
-            out.rejects += [(index, r) for _, r in one.rejects]
-            out.states.update(one.states)
-            out.ok += one.ok
+    out, failures = BatchOutput(), []
+    for index, record in enumerate(records):
+        try:
+            one = normalize_batch(feed, [record], GEOTAGGER, states, datetime.now(UTC))
+        except Exception as exc:
+            failures.append((index, exc))
+            continue
+        out.events += one.events
+        out.readings += one.readings
+        out.contacts += one.contacts
+        out.rejects += [(index, r) for _, r in one.rejects]
+        out.states.update(one.states)
+        out.ok += one.ok
+    return out, failures
+
+
+async def finish(
+    feed: Feed, table: TableT | None, messages: list[Message], out: BatchOutput, failures: Failures
+) -> None:
+    """Store and send what a batch produced: readings and contacts (one transaction), the
+    events (waiting for the broker's acks), the dead letters, then the devices' alarm
+    states. Safe to run again (upserts, at-least-once sends)."""
     if out.readings or out.contacts:
         await retry_transient(partial(_write, settings, out), what=f"{STAGE}-{feed.name}")
     pending = []
@@ -111,18 +126,18 @@ async def process(feed: Feed, table: TableT | None, events: list[Message]) -> No
         pending.append(await events_topic.send(key=key.encode(), value=event.to_json()))
     for index, reject in out.rejects:
         await send_dead_letter(
-            app, events[index], stage=STAGE, error=reject, reason=reject.reason, feed=feed.name
+            app, messages[index], stage=STAGE, error=reject, reason=reject.reason, feed=feed.name
+        )
+    for index, exc in failures:
+        await send_dead_letter(
+            app, messages[index], stage=STAGE, error=exc, reason="internal_error", feed=feed.name
         )
     if pending:
         await asyncio.gather(*pending)
     if table is not None and out.states:
-        for device_id, state in out.states.items():
-            table[device_id] = state
-        # the changelog writes leave through the producer's buffer: drained here, by the
-        # agent, rather than by the conductor holding up every topic's records
-        await app.producer.buffer.flush()
+        # after the events: a state that says "alarm raised" never outlives its event
+        await put_many(table, out.states)
     RECORDS.labels(STAGE, "ok").inc(out.ok)
-    BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 def _register(feed: Feed) -> None:
@@ -155,8 +170,15 @@ def _register(feed: Feed) -> None:
         _register_sweep(feed, table)
 
     async def normalize(stream: faust.StreamT[RecordBatch]) -> None:
-        async for records in raw_topic.batches(stream):
-            await process(feed, table, records)
+        # batch N is stored and sent while batch N+1 is prepared; N+1 sees N's alarm states
+        pipeline = Pipeline(app.consumer, f"{STAGE}-{feed.name}")
+        in_flight: Mapping[str, dict[str, Any]] = {}
+        async for records in raw_topic.batches(stream, acks=False):
+            started = time.perf_counter()
+            out, failures = prepare(feed, TableView(table, in_flight), records)
+            await pipeline.submit(records, partial(finish, feed, table, records, out, failures))
+            in_flight = out.states
+            BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
     normalize.__name__ = f"normalize_{feed.name.replace('-', '_')}"
     app.agent(raw_topic, name=f"normalize-{feed.name}")(normalize)

@@ -140,6 +140,9 @@ def worker() -> None:
     except ValueError as exc:
         raise _fail(f"CITYBRAIN_STAGES: {exc}") from exc
 
+    from streams.runtime import tune_gc
+
+    tune_gc()  # after the agents and their city pack are loaded
     worker_ = faust.Worker(
         faust_app,
         loglevel=settings.log_level.lower(),

@@ -21,7 +21,7 @@ tracked records to be acked), offset commits of contiguous acked offsets, change
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, MutableSet
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableSet
 from typing import Any
 
 import faust
@@ -29,7 +29,11 @@ from faust.transport.conductor import Conductor
 from faust.types import TP, AppT, Message
 from mode.utils.queues import ThrowableQueue
 
+from citybrain.backoff import backoff_delay
+from citybrain.logs import get_logger
+
 RecordHandler = Callable[[Message], Any]
+log = get_logger(__name__)
 
 
 class RecordBatch:
@@ -187,8 +191,12 @@ class BatchTopic(faust.Topic):
             self._open = _OpenBatch(self)
         return self._open
 
-    async def batches(self, stream: faust.StreamT[Any]) -> AsyncIterator[list[Message]]:
-        """The agent's loop: each batch's current records, acked after the loop body."""
+    async def batches(
+        self, stream: faust.StreamT[Any], *, acks: bool = True
+    ) -> AsyncIterator[list[Message]]:
+        """The agent's loop: each batch's current records, acked once the loop body has
+        returned (a body that raises leaves them unacknowledged: they are read again from
+        the committed offset). `acks=False`: the agent acks them itself (`Pipeline`)."""
         app = self.app
         consumer = app.consumer
         async for batch in stream:
@@ -197,11 +205,52 @@ class BatchTopic(faust.Topic):
             if not records or not app.flow_control.is_active():
                 continue
             track(consumer, records)
-            try:
-                yield records
-            finally:
-                # only after the body: the records' effects are stored and sent
+            yield records
+            if acks:  # the records' effects are stored and sent
                 ack(consumer, records)
+
+
+Finish = Callable[[], Awaitable[None]]
+
+
+class Pipeline:
+    """One batch's output being stored and sent while the agent prepares the next.
+
+    `submit(records, finish)` waits for the previous batch's `finish` (so batches finish in
+    order, one at a time), then starts this one's and returns. A batch's records are acked
+    only when its `finish` has returned; one that raises is logged and run again, with
+    backoff, until it succeeds (a `finish` is idempotent: upserts and at-least-once sends),
+    so nothing is acknowledged that was not stored."""
+
+    def __init__(self, consumer: Any, what: str) -> None:
+        self.consumer = consumer
+        self.what = what
+        self.pending: asyncio.Future[None] | None = None
+
+    async def submit(self, records: list[Message], finish: Finish) -> None:
+        await self.drain()
+        self.pending = asyncio.ensure_future(self._finish(records, finish))
+
+    async def drain(self) -> None:
+        """Wait until the batch in flight, if any, is finished and acked."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            await pending
+
+    async def _finish(self, records: list[Message], finish: Finish) -> None:
+        attempt = 0
+        while True:
+            try:
+                await finish()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                attempt += 1
+                delay = backoff_delay(attempt, base=0.5, cap=30.0)
+                log.exception("batch not finished, retrying", stage=self.what, attempt=attempt)
+                await asyncio.sleep(delay)
+        ack(self.consumer, records)
 
 
 def track(consumer: Any, records: list[Message]) -> None:

@@ -66,6 +66,23 @@ def collect(settings: Settings, topics: list[str], seconds: float = 4.0) -> list
     return messages
 
 
+def committed(settings: Settings, group: str, sent: set[tuple[str, int, int]]) -> bool:
+    """Whether the group's committed offsets are past every record in `sent`."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    try:
+        tps = [TopicPartition(t, p) for t, p, _ in sent]
+        offsets = admin.list_group_offsets({group: tps}).get(group, {})
+    finally:
+        admin.close()
+    return all(
+        TopicPartition(t, p) in offsets and offsets[TopicPartition(t, p)].offset > o
+        for t, p, o in sent
+    )
+
+
 def origin_of_event(msg: Any) -> tuple[str, int, int]:
     ref = json.loads(msg.value)["raw_ref"]
     return (ref["topic"], ref["partition"], ref["offset"])
@@ -187,3 +204,49 @@ def test_bad_input_corpus_every_record_accounted_for(stack: Settings, worker_fac
         lambda: any(origin_of_event(m) in late for m in collect(stack, ["events.v1"], 2)), 60
     )
     assert worker.alive()
+
+
+def test_alarm_state_survives_a_kill_and_is_recovered_from_its_changelog(
+    stack: Settings, worker_factory: Any, tmp_path: Path
+) -> None:
+    """A threshold held across a restart: the first worker sees it begin and is killed
+    with -9 once those readings are stored; the second worker recovers the device's state
+    from the table's changelog, so the reading 20 s after the hold began raises the alarm
+    (with a state lost, the hold would start again there and no alarm would come)."""
+    feeds_dir = tmp_path / "feeds"
+    feeds_dir.mkdir()
+    (feeds_dir / "bridge-vibration.yaml").write_text(BRIDGE_FEED)
+    node = f"BR-{uuid.uuid4().hex[:6]}"
+
+    def window(second: int, peak_mg: float) -> tuple[bytes, bytes]:
+        doc = {
+            "node": {"serial": node, "pos": {"x": 121.5067, "y": 31.2459}},
+            "window": {"end": f"20261124T0910{second:02d}", "peak_mg": peak_mg},
+        }
+        return node.encode(), json.dumps(doc).encode()
+
+    def readings() -> int:
+        with psycopg.connect(stack.conninfo()) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM readings WHERE device_id = %s", (node,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    first = worker_factory(CITYBRAIN_FEEDS_DIR=str(feeds_dir))
+    sent = produce(stack, "raw.iot.bridge-vibration", [window(0, 120), window(10, 310)])
+    assert wait_for(lambda: readings() == 2, 120), first.log()[-3000:]
+    # killed only once the offsets are committed: the second worker does not read those
+    # two readings again, it has only the recovered state to go by
+    group = first.env["CITYBRAIN_APP_ID"]
+    assert wait_for(lambda: committed(stack, group, sent), 30), first.log()[-3000:]
+    first.kill()
+    second = worker_factory(CITYBRAIN_FEEDS_DIR=str(feeds_dir))
+    sent |= produce(stack, "raw.iot.bridge-vibration", [window(30, 330)])
+    assert wait_for(lambda: readings() == 3, 120), second.log()[-3000:]
+
+    def alarms() -> list[dict[str, Any]]:
+        found = [json.loads(m.value) for m in collect(stack, ["events.v1"], 3)]
+        return [d for d in found if d["location"].get("device_id") == node]
+
+    assert wait_for(lambda: len(alarms()) >= 1, 60), second.log()[-3000:]
+    assert {(d["kind"], d["observed_at"]) for d in alarms()} == {("alarm", "2026-11-24T01:10:30Z")}

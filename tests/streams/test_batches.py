@@ -13,7 +13,7 @@ import pytest
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from streams.batches import PAUSE_AT, RESUME_AT, BatchQueue, RecordBatch, _OpenBatch
+from streams.batches import PAUSE_AT, RESUME_AT, BatchQueue, Pipeline, RecordBatch, _OpenBatch
 from streams.transport import start_eagerly
 
 
@@ -165,3 +165,41 @@ def test_a_delivery_that_waits_hands_over_the_rest_which_finishes_or_is_cancelle
 
     assert asyncio.run(finishes()) == "after the wait"
     assert asyncio.run(cancelled()) is True
+
+
+class Acks:
+    """What a pipeline asks of Faust's consumer: acknowledge records."""
+
+    def __init__(self) -> None:
+        self.acked: list[Any] = []
+
+    def ack(self, message: Any) -> None:
+        self.acked.append(message)
+
+
+def test_a_pipeline_finishes_batches_in_order_and_acks_only_what_finished() -> None:
+    async def scenario() -> tuple[list[str], list[Any]]:
+        consumer = Acks()
+        pipeline = Pipeline(consumer, "test")
+        log: list[str] = []
+        failed_once = asyncio.Event()
+
+        async def finish(name: str) -> None:
+            await asyncio.sleep(0.01)
+            if name == "b" and not failed_once.is_set():
+                failed_once.set()
+                log.append("b failed")
+                raise RuntimeError("database refused the batch once")
+            log.append(f"{name} done")
+
+        await pipeline.submit(["a1", "a2"], lambda: finish("a"))  # type: ignore[list-item]
+        assert consumer.acked == []  # not before its finish returned
+        await pipeline.submit(["b1"], lambda: finish("b"))  # type: ignore[list-item]
+        assert consumer.acked == ["a1", "a2"]  # the previous batch is done before the next
+        await pipeline.submit(["c1"], lambda: finish("c"))  # type: ignore[list-item]
+        await pipeline.drain()
+        return log, consumer.acked
+
+    log, acked = asyncio.run(scenario())
+    assert log == ["a done", "b failed", "b done", "c done"]  # b run again, c after it
+    assert acked == ["a1", "a2", "b1", "c1"]
