@@ -34,6 +34,7 @@ from streams.app import app
 from streams.db import get_writer
 from streams.dlq import send_dead_letter
 from streams.retry import retry_transient
+from streams.take import take_ready
 from streams.topics import TOPICS, declare_on_start, topic
 
 STAGE = "correlate"
@@ -68,7 +69,7 @@ def correlator() -> Correlator:
 @app.agent(events_topic, name="correlate-route")
 async def route(stream: faust.StreamT[bytes]) -> None:
     """Funnel every event to the single correlation owner, in arrival order."""
-    async for events in stream.take_events(2000, within=settings.batch_wait):  # type: ignore[attr-defined]
+    async for events in take_ready(stream, 2000, within=settings.batch_wait):
         pending = [await correlate_topic.send(key=b"city", value=e.message.value) for e in events]
         await asyncio.gather(*pending)
 
@@ -107,7 +108,7 @@ async def _write(
 
 @app.agent(correlate_topic, name="correlate")
 async def correlate(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(1000, within=settings.batch_wait):  # type: ignore[attr-defined]
+    async for events in take_ready(stream, 1000, within=settings.batch_wait):
         started = time.perf_counter()
         c = correlator()
         now = datetime.now(UTC)
@@ -160,7 +161,7 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
             dirty = {inc.cell for inc in [*touched.values(), *statuses]} | c.vacated
             c.vacated.clear()
             for cell in dirty:
-                incs = c.by_cell.get(cell, [])
+                incs = c.incidents_in(cell)
                 cells[cell] = [to_json(i) for i in incs] if incs else None
         if touched:
             # one message per incident and batch, carrying its state after the batch

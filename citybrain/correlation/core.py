@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
+import zlib
 from array import array
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from citybrain.core.cells import CELL_DEG, cell_of
 from citybrain.correlation.rules import Family, Rules, default_rules
@@ -54,54 +57,342 @@ def cells_within(lon: float, lat: float, radius_m: float) -> list[str]:
     ]
 
 
-@dataclass(slots=True)
+class _Codes:
+    """Small integers for the few names an incident field takes (statuses, families,
+    categories, districts): code 0 is None."""
+
+    def __init__(self, bits: int) -> None:
+        self.limit = 1 << bits
+        self.codes: dict[str, int] = {}
+        self.names: list[str | None] = [None]
+
+    def code(self, name: str | None) -> int:
+        if name is None:
+            return 0
+        code = self.codes.get(name)
+        if code is None:
+            code = len(self.names)
+            if code >= self.limit:
+                raise ValueError(f"more than {self.limit - 1} distinct values ({name!r})")
+            self.codes[name] = code
+            self.names.append(sys.intern(name))
+        return code
+
+    def name(self, code: int) -> str | None:
+        return self.names[code]
+
+
+_ID, _FIRST, _LAST, _COUNTS, _ATTRS, _SIZES, _BODY = range(7)
+_STATUS, _LOCATION, _FAMILY = _Codes(8), _Codes(8), _Codes(12)
+_CATEGORY, _DISTRICT = _Codes(16), _Codes(15)
+
+
+class _Number:
+    """A small number packed in an incident's data[_ATTRS]."""
+
+    def __init__(self, shift: int, bits: int) -> None:
+        self.shift, self.mask = shift, (1 << bits) - 1
+
+    def __get__(self, inc: Incident, owner: type | None = None) -> int:
+        return int(inc.data[_ATTRS] >> self.shift & self.mask)
+
+    def __set__(self, inc: Incident, value: int) -> None:
+        if not 0 <= value <= self.mask:
+            raise ValueError(f"{value!r} does not fit in {self.mask.bit_length()} bits")
+        attrs = inc.data[_ATTRS] & ~(self.mask << self.shift)
+        inc.data[_ATTRS] = attrs | value << self.shift
+
+
+class _Name:
+    """A name packed in an incident's data[_ATTRS] as its code."""
+
+    def __init__(self, shift: int, bits: int, codes: _Codes) -> None:
+        self.number = _Number(shift, bits)
+        self.codes = codes
+
+    def __get__(self, inc: Incident, owner: type | None = None) -> Any:
+        return self.codes.name(self.number.__get__(inc))
+
+    def __set__(self, inc: Incident, value: str | None) -> None:
+        self.number.__set__(inc, self.codes.code(value))
+
+
+_U64 = (1 << 64) - 1
+_COUNT_BITS = 21
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class Incident:
-    incident_id: str
-    family: str
-    category: str
-    priority: int
-    first_seen: datetime
-    last_seen: datetime
-    lon: float | None
-    lat: float | None
-    district: str | None
-    location_status: str
-    status: str = "open"
-    iot_reports: int = 0
-    hotline_reports: int = 0
-    open311_reports: int = 0
-    event_keys: array[int] = field(default_factory=lambda: array("Q"))  # every report's key
-    devices: tuple[str, ...] = ()  # a tuple: a quarter of a one-item set's size
-    texts: list[tuple[str, ...]] = field(default_factory=list)  # distinct report signatures
-    points: array[float] = field(default_factory=lambda: array("d"))  # lon, lat, lon, lat...
+    """An open incident. A correlator holds every incident of a window, a million reports'
+    worth in a city's busy hour, so an incident is one array of 64-bit integers (`data`),
+    and this class is a view of it, made when one is looked at:
+
+        [id digest, first seen µs, last seen µs, report counts (iot | hotline << 21 |
+         open311 << 42), priority/status/location status/family/category/district codes,
+         sizes (points | devices << 8 | text slots << 16),
+         points (lat << 32 | lon, 1e-7 degrees, offset to be positive)...,
+         device keys..., report signatures (length, then two 31-bit bigram hashes a slot)...,
+         event keys...]
+
+    The first point is the incident's place (`lon`, `lat`), the others its located reports'
+    (up to MAX_POINTS) for the single-link distance. Devices, bigrams and reports are kept
+    as hashes: they are only ever compared."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: array[int]) -> None:
+        self.data = data
+
+    @classmethod
+    def new(
+        cls,
+        incident_id: str,
+        family: str,
+        category: str,
+        priority: int,
+        first_seen: datetime,
+        last_seen: datetime,
+        lon: float | None,
+        lat: float | None,
+        district: str | None,
+        location_status: str,
+        status: str = "open",
+        iot_reports: int = 0,
+        hotline_reports: int = 0,
+        open311_reports: int = 0,
+        event_keys: Iterable[int] = (),
+        device_keys: Iterable[int] = (),
+        texts: Iterable[Iterable[int]] = (),
+        points: Iterable[float] = (),
+    ) -> Incident:
+        flat = list(points)
+        if not flat and lon is not None and lat is not None:
+            flat = [lon, lat]
+        packed = [_pack(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        devices = list(device_keys)
+        words = [w for t in texts for w in _signature_words(tuple(t))]
+        counts = iot_reports | hotline_reports << _COUNT_BITS | open311_reports << 2 * _COUNT_BITS
+        data = array(
+            "q",
+            [
+                _digest_of(incident_id),
+                _us(first_seen),
+                _us(last_seen),
+                counts,
+                0,
+                len(packed) | len(devices) << 8 | len(words) << 16,
+                *packed,
+                *devices,
+                *words,
+                *event_keys,
+            ],
+        )
+        inc = cls(data)
+        inc.priority = priority
+        inc.status = status
+        inc.location_status = location_status
+        inc.family = family
+        inc.category = category
+        inc.district = district
+        return inc
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Incident) and other.data is self.data
+
+    def __hash__(self) -> int:
+        return id(self.data)
+
+    def __repr__(self) -> str:
+        return (
+            f"Incident({self.incident_id}, {self.category}, {self.status}, "
+            f"{self.report_count} reports, {self.cell})"
+        )
+
+    # coded fields of data[_ATTRS]
+    priority = _Number(0, 4)
+    status = _Name(4, 8, _STATUS)
+    location_status = _Name(12, 8, _LOCATION)
+    family = _Name(20, 12, _FAMILY)
+    category = _Name(32, 16, _CATEGORY)
+    district = _Name(48, 15, _DISTRICT)
+
+    # --- the rest ------------------------------------------------------------------------------
+    @property
+    def incident_id(self) -> str:
+        return f"inc-{self.data[_ID] & _U64:016x}"
+
+    @property
+    def first_seen(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.data[_FIRST])
+
+    @property
+    def last_seen(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.data[_LAST])
+
+    def _sizes(self) -> tuple[int, int, int]:
+        sizes = self.data[_SIZES]
+        return sizes & 0xFF, sizes >> 8 & 0xFF, sizes >> 16 & 0xFFFF
+
+    def _keys_at(self) -> int:
+        points, devices, words = self._sizes()
+        return _BODY + points + devices + words
+
+    @property
+    def lon(self) -> float | None:
+        return _unpack(self.data[_BODY])[0] if self.data[_SIZES] & 0xFF else None
+
+    @property
+    def lat(self) -> float | None:
+        return _unpack(self.data[_BODY])[1] if self.data[_SIZES] & 0xFF else None
+
+    @property
+    def points(self) -> list[float]:
+        """lon, lat, lon, lat... of the places kept, the incident's own first."""
+        n = self.data[_SIZES] & 0xFF
+        return [v for p in self.data[_BODY : _BODY + n] for v in _unpack(p)]
+
+    @property
+    def device_keys(self) -> tuple[int, ...]:
+        points, devices, _ = self._sizes()
+        return tuple(self.data[_BODY + points : _BODY + points + devices])
+
+    @property
+    def texts(self) -> tuple[tuple[int, ...], ...]:
+        """The distinct report signatures: sorted 31-bit hashes of their bigrams."""
+        points, devices, words = self._sizes()
+        data, at, end = self.data, _BODY + points + devices, _BODY + points + devices + words
+        out = []
+        while at < end:
+            length = data[at]
+            slots = data[at + 1 : at + 1 + (length + 1) // 2]
+            grams = [g for s in slots for g in (s >> 32 & 0xFFFFFFFF, s & 0xFFFFFFFF)]
+            out.append(tuple(grams[:length]))
+            at += 1 + (length + 1) // 2
+        return tuple(out)
+
+    @property
+    def event_keys(self) -> array[int]:
+        """Every report's key (`event_key`), in the order they came."""
+        return self.data[self._keys_at() :]
+
+    def has_key(self, key: int) -> bool:
+        """Whether a report with this key is one of the incident's."""
+        try:
+            self.data.index(key, self._keys_at())
+        except ValueError:
+            return False
+        return True
+
+    def has_device(self, device_key: int) -> bool:
+        points, devices, _ = self._sizes()
+        return device_key in self.data[_BODY + points : _BODY + points + devices]
 
     @property
     def report_count(self) -> int:
-        return len(self.event_keys)
+        return len(self.data) - self._keys_at()
+
+    def _count(self, n: int) -> int:
+        return self.data[_COUNTS] >> n * _COUNT_BITS & ((1 << _COUNT_BITS) - 1)
 
     @property
     def reports(self) -> dict[str, int]:
         """Report counts by source kind (those with any)."""
-        counts = {
-            "iot": self.iot_reports,
-            "hotline": self.hotline_reports,
-            "open311": self.open311_reports,
-        }
+        counts = {"iot": self._count(0), "hotline": self._count(1), "open311": self._count(2)}
         return {kind: n for kind, n in counts.items() if n}
-
-    def count_report(self, source_kind: str) -> None:
-        if source_kind == "iot":
-            self.iot_reports += 1
-        elif source_kind == "open311":
-            self.open311_reports += 1
-        else:
-            self.hotline_reports += 1
 
     @property
     def cell(self) -> str:
-        if self.lon is None or self.lat is None:
-            return f"d{self.district}" if self.district else "unlocated"
-        return cell_of(self.lon, self.lat)
+        if not self.data[_SIZES] & 0xFF:
+            district = self.district
+            return f"d{district}" if district else "unlocated"
+        return cell_of(*_unpack(self.data[_BODY]))
+
+    def last_seen_us(self) -> int:
+        return self.data[_LAST]
+
+    def in_window(self, at: datetime, window: timedelta) -> bool:
+        us, span = _us(at), window // timedelta(microseconds=1)
+        return self.data[_FIRST] - span <= us <= self.data[_LAST] + span
+
+    # --- what a report changes ----------------------------------------------------------------
+    def take(self, key: int, source_kind: str, at: datetime) -> None:
+        """Count a report: its key, its source, its time."""
+        data = self.data
+        data.append(key)
+        n = 0 if source_kind == "iot" else 2 if source_kind == "open311" else 1
+        data[_COUNTS] += 1 << n * _COUNT_BITS
+        us = _us(at)
+        if us < data[_FIRST]:
+            data[_FIRST] = us
+        if us > data[_LAST]:
+            data[_LAST] = us
+
+    def _insert(self, at: int, values: list[int], grow: int) -> None:
+        self.data[at:at] = array("q", values)
+        self.data[_SIZES] += grow
+
+    def add_point(self, lon: float, lat: float) -> bool:
+        """Keep a located report's place (the first becomes the incident's); False when
+        MAX_POINTS are kept already."""
+        points, _, _ = self._sizes()
+        if points >= MAX_POINTS:
+            return False
+        self._insert(_BODY + points, [_pack(lon, lat)], 1)
+        return True
+
+    def add_device(self, device_key: int) -> None:
+        points, devices, _ = self._sizes()
+        if devices < 0xFF and not self.has_device(device_key):
+            self._insert(_BODY + points + devices, [device_key], 1 << 8)
+
+    def add_text(self, signature: tuple[int, ...]) -> None:
+        """Keep a distinct report signature (up to MAX_TEXTS)."""
+        texts = self.texts
+        if not signature or len(texts) >= MAX_TEXTS or signature in texts:
+            return
+        words = _signature_words(signature)
+        points, devices, size = self._sizes()
+        if size + len(words) <= 0xFFFF:
+            self._insert(_BODY + points + devices + size, words, len(words) << 16)
+
+    def nearest_m(self, lon: float, lat: float) -> float:
+        """Distance to the nearest place kept (metres); infinite when it has none."""
+        n = self.data[_SIZES] & 0xFF
+        return min(
+            (distance_m(lon, lat, *_unpack(p)) for p in self.data[_BODY : _BODY + n]),
+            default=math.inf,
+        )
+
+
+def _us(at: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _pack(lon: float, lat: float) -> int:
+    """A place in one 63-bit integer: latitude and longitude in 1e-7 degrees (~1 cm)."""
+    return (round(lat * 1e7) + 900_000_000) << 32 | (round(lon * 1e7) + 1_800_000_000)
+
+
+def _unpack(packed: int) -> tuple[float, float]:
+    return ((packed & 0xFFFFFFFF) - 1_800_000_000) / 1e7, ((packed >> 32) - 900_000_000) / 1e7
+
+
+def _signature_words(signature: tuple[int, ...]) -> list[int]:
+    """A signature of 31-bit hashes as slots: its length, then two hashes a slot."""
+    padded = [*signature, 0] if len(signature) % 2 else list(signature)
+    return [len(signature)] + [padded[i] << 32 | padded[i + 1] for i in range(0, len(padded), 2)]
+
+
+def _digest_of(incident_id: str) -> int:
+    """`inc-<16 hex digits>` as a signed 64-bit integer (the array's type)."""
+    value = int(incident_id.removeprefix("inc-"), 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def text_key(gram: str) -> int:
+    """A bigram as a 31-bit hash, the same in every process (signatures are stored)."""
+    return zlib.crc32(gram.encode()) & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -120,9 +411,10 @@ class Correlator:
         self.rules = rules or default_rules()
         # longest first, so that no shorter name cuts a longer one apart
         self._ignored = sorted({*place_names, *self.rules.text_boilerplate}, key=len, reverse=True)
-        self.by_cell: dict[str, list[Incident]] = {}
-        self.by_district: dict[tuple[str, str], list[Incident]] = {}  # (district, family)
-        self.unplaced: dict[tuple[str, str], list[Incident]] = {}  # the same, district-only
+        # incidents' arrays (`Incident.data`), by cell and by (district, family)
+        self.by_cell: dict[str, list[array[int]]] = {}
+        self.by_district: dict[tuple[str, str], list[array[int]]] = {}
+        self.unplaced: dict[tuple[str, str], list[array[int]]] = {}  # the same, district-only
         # event keys of incidents that changed cell (a repeated report looks for its incident
         # where it was when the report joined it); every other key is found in the candidates
         self.moved: set[int] = set()
@@ -131,24 +423,36 @@ class Correlator:
     # --- indexes ---------------------------------------------------------------------------
     def hold(self, inc: Incident, cell: str | None = None) -> None:
         """Index an incident by cell, and by district while it has one."""
-        self.by_cell.setdefault(cell or inc.cell, []).append(inc)
-        if inc.district is not None:
-            key = (inc.district, inc.family)
-            self.by_district.setdefault(key, []).append(inc)
+        self.by_cell.setdefault(cell or inc.cell, []).append(inc.data)
+        district = inc.district
+        if district is not None:
+            key = (district, inc.family)
+            self.by_district.setdefault(key, []).append(inc.data)
             if inc.location_status != "located":
-                self.unplaced.setdefault(key, []).append(inc)
+                self.unplaced.setdefault(key, []).append(inc.data)
 
     def _release(self, inc: Incident) -> None:
         if self.moved:
             self.moved.difference_update(inc.event_keys)
-        if inc.district is not None:
-            key = (inc.district, inc.family)
+        district = inc.district
+        if district is not None:
+            key = (district, inc.family)
             for index in (self.by_district, self.unplaced):
                 members = index.get(key)
-                if members is not None and inc in members:
-                    members.remove(inc)
+                if members is not None:
+                    _discard(members, inc.data)
                     if not members:
                         del index[key]
+
+    def incidents(self) -> Iterator[Incident]:
+        """Every incident held."""
+        for members in self.by_cell.values():
+            for data in members:
+                yield Incident(data)
+
+    def incidents_in(self, cell: str) -> list[Incident]:
+        """The incidents held in a cell (what the correlate agent stores under its key)."""
+        return [Incident(data) for data in self.by_cell.get(cell, ())]
 
     # --- lookup ----------------------------------------------------------------------------
     def holds(self, key: int, e: CanonicalEvent, family: Family) -> bool:
@@ -163,10 +467,17 @@ class Correlator:
             pool: Iterable[Incident] = self._candidates(cells)
         else:
             pool = [
-                *(self.by_district.get((loc.district, family.name), ()) if loc.district else ()),
-                *self.by_cell.get("unlocated", ()),
+                Incident(data)
+                for data in (
+                    *(
+                        self.by_district.get((loc.district, family.name), ())
+                        if loc.district
+                        else ()
+                    ),
+                    *self.by_cell.get("unlocated", ()),
+                )
             ]
-        return any(key in inc.event_keys for inc in pool if inc.family == family.name)
+        return any(inc.has_key(key) for inc in pool if inc.family == family.name)
 
     @staticmethod
     def _by_device(e: CanonicalEvent, family: Family) -> bool:
@@ -189,11 +500,11 @@ class Correlator:
 
     def _candidates(self, cells: Iterable[str]) -> Iterable[Incident]:
         for cell in cells:
-            yield from self.by_cell.get(cell, ())
+            for data in self.by_cell.get(cell, ()):
+                yield Incident(data)
 
     def _in_window(self, inc: Incident, at: datetime, family: Family) -> bool:
-        window = family.window_td
-        return inc.first_seen - window <= at <= inc.last_seen + window
+        return inc.in_window(at, family.window_td)
 
     def _match(self, e: CanonicalEvent, family: Family) -> Incident | None:
         loc = e.location
@@ -202,9 +513,10 @@ class Correlator:
             device = loc.device_id
             if device is None or cells is None:
                 return None
+            device_key = event_key(device)
             for inc in self._candidates(cells):
                 if (
-                    device in inc.devices
+                    inc.has_device(device_key)
                     and inc.family == family.name
                     and self._in_window(inc, e.observed_at, family)
                 ):
@@ -221,10 +533,7 @@ class Correlator:
                     inc, e.observed_at, family
                 ):
                     continue
-                pts = inc.points or array("d", (inc.lon, inc.lat))
-                d = min(
-                    distance_m(loc.lon, loc.lat, pts[i], pts[i + 1]) for i in range(0, len(pts), 2)
-                )
+                d = inc.nearest_m(loc.lon, loc.lat)
                 if d <= family.radius_m and (best is None or d < best[0]):
                     best = (d, inc)
             if best is not None:
@@ -243,13 +552,13 @@ class Correlator:
             return None
         return self._best_by_text(e, family, located=None)
 
-    def _signature(self, e: CanonicalEvent) -> frozenset[str]:
-        """Where the caller says it is, as comparable bigrams: the place a coarse report
-        names is what ties it to the other reports of its problem."""
-        return bigrams(e.location.address, self._ignored)
+    def _signature(self, e: CanonicalEvent) -> frozenset[int]:
+        """Where the caller says it is, as comparable bigrams (hashed): the place a coarse
+        report names is what ties it to the other reports of its problem."""
+        return frozenset(text_key(g) for g in bigrams(e.location.address, self._ignored))
 
     @staticmethod
-    def _likeness(signature: frozenset[str], inc: Incident) -> float:
+    def _likeness(signature: frozenset[int], inc: Incident) -> float:
         """How alike a report is to the most alike report of an incident."""
         return max((similarity(signature, t) for t in inc.texts), default=0.0)
 
@@ -261,7 +570,7 @@ class Correlator:
         index = self.unplaced if located is False else self.by_district
         return [
             inc
-            for inc in index.get((e.location.district, family.name), ())
+            for inc in map(Incident, index.get((e.location.district, family.name), ()))
             if (located is None or (inc.location_status == "located") == located)
             and self._in_window(inc, e.observed_at, family)
         ]
@@ -311,7 +620,7 @@ class Correlator:
         if inc is None:
             if e.kind in ("clear", "device_online"):
                 return None  # the same clear again finds no alarm again: nothing to remember
-            inc = Incident(
+            inc = Incident.new(
                 incident_id="inc-" + hashlib.sha1(e.event_id.encode()).hexdigest()[:16],  # noqa: S324
                 family=family.name,
                 category=e.category,
@@ -330,32 +639,32 @@ class Correlator:
             reopened = inc.status in ("resolved", "closed") and e.kind != "clear"
             if reopened:
                 inc.status = "reopened"
-        self._absorb(inc, e, key)
+        self._absorb(inc, e, key, placed_by_it=opened)
         return Change(inc, opened, reopened)
 
-    def _absorb(self, inc: Incident, e: CanonicalEvent, key: int) -> None:
-        inc.event_keys.append(key)
-        inc.count_report(e.source_kind)
-        inc.priority = min(inc.priority, e.severity)
-        inc.first_seen = min(inc.first_seen, e.observed_at)
-        inc.last_seen = max(inc.last_seen, e.observed_at)
-        if e.location.device_id and e.location.device_id not in inc.devices:
-            inc.devices = (*inc.devices, e.location.device_id)
-        signature = tuple(sorted(self._signature(e)))
-        if signature and len(inc.texts) < MAX_TEXTS and signature not in inc.texts:
-            inc.texts.append(signature)
+    def _absorb(self, inc: Incident, e: CanonicalEvent, key: int, placed_by_it: bool) -> None:
+        """Take a report into an incident (`placed_by_it`: the incident was just opened at
+        this report's place, which it holds already)."""
+        inc.take(key, e.source_kind, e.observed_at)
+        if e.severity < inc.priority:
+            inc.priority = e.severity
+        if e.location.device_id:
+            inc.add_device(event_key(e.location.device_id))
+        inc.add_text(tuple(sorted(self._signature(e))))
         placed = e.location.lon is not None and e.location.status != "needs_location"
-        if placed and len(inc.points) < 2 * MAX_POINTS:
-            inc.points.extend((e.location.lon, e.location.lat))  # type: ignore[arg-type]
-        if (inc.lon is None and placed) or (inc.district is None and e.location.district):
+        finds_place = placed and inc.lon is None
+        moves = finds_place or (inc.district is None and e.location.district is not None)
+        old = inc.cell  # where it is held now
+        if placed and not placed_by_it:
+            inc.add_point(e.location.lon, e.location.lat)  # type: ignore[arg-type]
+        if moves:
             # it found its place (or its district): index it again
-            old = inc.cell
-            self.by_cell[old].remove(inc)
+            _discard(self.by_cell[old], inc.data)
             if not self.by_cell[old]:
                 del self.by_cell[old]
             self._release(inc)
-            if inc.lon is None and placed:
-                inc.lon, inc.lat, inc.location_status = e.location.lon, e.location.lat, "located"
+            if finds_place:
+                inc.location_status = "located"
             inc.district = inc.district or e.location.district
             if inc.cell != old:
                 self.vacated.add(old)
@@ -365,9 +674,11 @@ class Correlator:
     def set_status(self, incident_id: str, status: str) -> Incident | None:
         """Record an incident's status from the dispatch stage (a resolved incident that
         gets new reports within its window is reopened); None if it is not held."""
-        for incs in self.by_cell.values():
-            for inc in incs:
-                if inc.incident_id == incident_id:
+        digest = _digest_of(incident_id)
+        for members in self.by_cell.values():
+            for data in members:
+                if data[_ID] == digest:
+                    inc = Incident(data)
                     inc.status = status
                     return inc
         return None
@@ -375,17 +686,28 @@ class Correlator:
     def expire(self, now: datetime) -> int:
         """Forget incidents quiet for twice their window (keeps the state bounded)."""
         dropped = 0
+        now_us = _us(now)
         for cell in list(self.by_cell):
             keep = []
-            for inc in self.by_cell[cell]:
+            for data in self.by_cell[cell]:
+                inc = Incident(data)
                 family = self.rules.family_of(inc.category)
-                if now - inc.last_seen > timedelta(seconds=2 * family.window_s):
+                if now_us - data[_LAST] > 2 * family.window_s * 1_000_000:
                     self._release(inc)
                     dropped += 1
                 else:
-                    keep.append(inc)
+                    keep.append(data)
             if keep:
                 self.by_cell[cell] = keep
             else:
                 del self.by_cell[cell]
         return dropped
+
+
+def _discard(members: list[array[int]], data: array[int]) -> None:
+    """Remove an incident's array from an index list, by identity (arrays of different
+    incidents never compare equal, but comparing contents is needless work)."""
+    for i, held in enumerate(members):
+        if held is data:
+            del members[i]
+            return

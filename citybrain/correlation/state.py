@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from array import array
 from datetime import datetime
 from typing import Any
 
-from citybrain.correlation.core import Correlator, Incident
+from citybrain.correlation.core import Correlator, Incident, event_key, text_key
 
 
 def to_json(inc: Incident) -> dict[str, Any]:
@@ -25,14 +23,22 @@ def to_json(inc: Incident) -> dict[str, Any]:
         "status": inc.status,
         "reports": inc.reports,
         "event_keys": inc.event_keys.tolist(),
-        "devices": sorted(inc.devices),
-        "texts": [list(t) for t in inc.texts],
-        "points": inc.points.tolist(),
+        "device_keys": list(inc.device_keys),
+        "text_keys": [list(t) for t in inc.texts],
+        "points": inc.points,
     }
 
 
 def from_json(d: dict[str, Any]) -> Incident:
-    return Incident(
+    """An incident as `to_json` stored it (states written before devices and texts were
+    kept as hashes carry `devices` and `texts` in clear: they are hashed here)."""
+    devices = d.get("device_keys")
+    if devices is None:
+        devices = [event_key(device) for device in d.get("devices", [])]
+    texts = d.get("text_keys")
+    if texts is None:
+        texts = [sorted({text_key(g) for g in t}) for t in d.get("texts", [])]
+    return Incident.new(
         incident_id=d["incident_id"],
         family=d["family"],
         category=d["category"],
@@ -47,10 +53,10 @@ def from_json(d: dict[str, Any]) -> Incident:
         iot_reports=int(d["reports"].get("iot", 0)),
         hotline_reports=int(d["reports"].get("hotline", 0)),
         open311_reports=int(d["reports"].get("open311", 0)),
-        event_keys=array("Q", d["event_keys"]),
-        devices=tuple(d["devices"]),
-        texts=[tuple(sys.intern(g) for g in t) for t in d.get("texts", [])],
-        points=array("d", _flat(d["points"])),
+        event_keys=d["event_keys"],
+        device_keys=devices,
+        texts=texts,
+        points=_flat(d["points"]),
     )
 
 

@@ -3,8 +3,7 @@ removed, compared by Jaccard similarity (pure; works for Chinese without a segme
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Hashable, Iterable
 from itertools import pairwise
 
 
@@ -15,13 +14,12 @@ def bigrams(text: str | None, boilerplate: Iterable[str] = ()) -> frozenset[str]
     for phrase in boilerplate:
         text = text.replace(phrase, " ")
     chars = [c for c in text if c.isalnum()]
-    # interned: the same few thousand bigrams recur in every incident's texts
-    return frozenset(sys.intern(a + b) for a, b in pairwise(chars))
+    return frozenset(a + b for a, b in pairwise(chars))
 
 
-def similarity(a: frozenset[str], b: Collection[str]) -> float:
+def similarity(a: frozenset[Hashable], b: Collection[Hashable]) -> float:
     """Jaccard similarity of a bigram set and distinct bigrams (a set or a tuple, as an
-    incident keeps them); 0 when either is empty."""
+    incident keeps them; bigrams or their hashes); 0 when either is empty."""
     if not a or not b:
         return 0.0
     common = sum(1 for gram in b if gram in a)

@@ -202,7 +202,7 @@ def test_every_simulated_report_delivered_again_changes_nothing() -> None:
     first = [c.add(e) for e, _ in events]
     assert sum(change is not None for change in first) > 100
     assert any(change is not None and not change.opened for change in first)  # fusion happened
-    reports = {i.incident_id: i.report_count for incs in c.by_cell.values() for i in incs}
+    reports = {i.incident_id: i.report_count for i in c.incidents()}
     again = [c.add(e) for e, _ in reversed(events)]
     assert again == [None] * len(events)
-    assert reports == {i.incident_id: i.report_count for incs in c.by_cell.values() for i in incs}
+    assert reports == {i.incident_id: i.report_count for i in c.incidents()}
