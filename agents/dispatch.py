@@ -49,6 +49,7 @@ from streams.dispatch_store import (
 from streams.dlq import send_dead_letter
 from streams.retry import retry_transient
 from streams.sinks import webhook
+from streams.take import take_ready
 from streams.topics import TOPICS, declare_on_start, dispatch_topic_spec, topic
 
 STAGE = "dispatch"
@@ -94,7 +95,7 @@ async def _say_which_webhooks_are_off() -> None:
 
 @app.agent(incidents_topic, name="dispatch")
 async def dispatch(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(500, within=settings.batch_wait):  # type: ignore[attr-defined]
+    async for events in take_ready(stream, 500, within=settings.batch_wait):
         started = time.perf_counter()
         latest: dict[str, IncidentView] = {}  # the newest state of each incident in the batch
         by_incident: dict[str, Any] = {}

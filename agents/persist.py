@@ -20,6 +20,7 @@ from streams.app import app
 from streams.db import get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
+from streams.take import take_ready
 from streams.topics import TOPICS, topic
 
 STAGE = "persist"
@@ -74,7 +75,7 @@ async def _write(settings: Settings, rows: list[tuple[Any, ...]]) -> None:
 @app.agent(events_topic, name="persist-events")
 async def persist_events(stream: faust.StreamT[bytes]) -> None:
     settings = get_settings()
-    async for events in stream.take_events(2000, within=settings.batch_wait):  # type: ignore[attr-defined]
+    async for events in take_ready(stream, 2000, within=settings.batch_wait):
         started = time.perf_counter()
         rows = []
         sources = []

@@ -29,6 +29,7 @@ from streams.db import get_pool
 from streams.dispatch_store import incident_row, save_plan, task_by_id, tasks_of_incidents
 from streams.dlq import send_dead_letter
 from streams.retry import retry_transient
+from streams.take import take_ready
 from streams.topics import TOPICS, topic
 
 STAGE = "dispatch-status"
@@ -44,7 +45,7 @@ class UnknownDispatch(LookupError):
 
 @app.agent(status_topic, name="dispatch-status")
 async def status(stream: faust.StreamT[bytes]) -> None:
-    async for events in stream.take_events(200, within=settings.batch_wait):  # type: ignore[attr-defined]
+    async for events in take_ready(stream, 200, within=settings.batch_wait):
         started = time.perf_counter()
         for event in events:
             try:

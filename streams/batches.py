@@ -6,8 +6,11 @@ normalize work of a telemetry reading. The raw feed topics carry tens of thousan
 small records per second, so their agents read a `BatchTopic` instead:
 
 - the conductor appends each record of the topic to the channel's open batch (about a
-  microsecond); the batch is closed when it holds `max_records` or `within` seconds after
-  its first record, and goes on the channel's queue as one `RecordBatch`;
+  microsecond); the batch is closed when it holds `max_records`, `within` seconds after
+  its first record, or as soon as the agent asks for a batch and none is waiting (an
+  idle agent gets what has come, a busy one finds its next batch filled meanwhile: low
+  latency under light traffic, large batches under heavy), and goes on the channel's
+  queue as one `RecordBatch`;
 - the agent's stream yields `RecordBatch` objects; `BatchTopic.batches(stream)` drops
   the records of an earlier consumer generation (a rebalance happened since they were
   fetched: they are fetched again from the committed offset), tracks the rest as in
@@ -68,7 +71,23 @@ class _OpenBatch:
         if len(records) == 1:
             loop = asyncio.get_running_loop()
             self.timer = loop.call_later(self.channel.within, self._expire)
+        queue = self.channel.queue
+        if queue.waiting_agent:
+            queue.waiting_agent = False  # the agent waits for work: hand it over now
+            return True
         return len(records) >= self.channel.max_records
+
+    def close_nowait(self) -> bool:
+        """Put the records gathered so far on the (empty) queue without waiting; False when
+        there are none or a close is under way (it keeps the batches in order)."""
+        if not self.records or self.lock.locked() or self.channel.queue.full():
+            return False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        records, self.records = self.records, []
+        self.channel.queue.force_put_nowait(RecordBatch(records))
+        return True
 
     def _expire(self) -> None:
         self.timer = None
@@ -121,10 +140,13 @@ class BatchQueue(ThrowableQueue):
     again. (The queue is the one object both sides share: the agent's stream reads a clone
     of the topic of its own.)"""
 
-    def __init__(self, consumer: Any, **kwargs: Any) -> None:
+    def __init__(self, consumer: Any, close_when_idle: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.consumer = consumer
         self.paused: set[TP] = set()
+        self.close_when_idle = close_when_idle
+        self.opened: list[_OpenBatch] = []  # the open batches of the channels it queues for
+        self.waiting_agent = False  # the agent waits on an empty queue
 
     def pause(self, tp: TP) -> None:
         """Stop fetching a partition (records already fetched are still delivered)."""
@@ -144,7 +166,14 @@ class BatchQueue(ThrowableQueue):
 
     async def get(self) -> Any:
         self._maybe_resume()  # nothing left to do: never wait with partitions paused
-        value = await super().get()
+        # no batch waiting: take what has come so far, or the next record as it comes
+        idle = self.close_when_idle and self.empty()
+        if idle and not any(batch.close_nowait() for batch in self.opened):
+            self.waiting_agent = True
+        try:
+            value = await super().get()
+        finally:
+            self.waiting_agent = False
         self._maybe_resume()
         return value
 
@@ -162,12 +191,20 @@ class BatchTopic(faust.Topic):
     """A topic whose records reach its agent in `RecordBatch`es (see the module doc)."""
 
     def __init__(
-        self, *args: Any, max_records: int = 1000, within: float = 0.1, **kwargs: Any
+        self,
+        *args: Any,
+        max_records: int = 1000,
+        within: float = 0.1,
+        close_when_idle: bool = True,
+        **kwargs: Any,
     ) -> None:
+        """`close_when_idle=False`: batches wait their `within` even when the agent is idle
+        (fewer, larger batches; latency up to `within`)."""
         kwargs.setdefault("maxsize", QUEUE_MAX)
         super().__init__(*args, **kwargs)
         self.max_records = max_records
         self.within = within
+        self.close_when_idle = close_when_idle
         self._open: _OpenBatch | None = None
 
     @property
@@ -175,6 +212,7 @@ class BatchTopic(faust.Topic):
         if self._queue is None:
             self._queue = BatchQueue(
                 self.app.consumer,
+                close_when_idle=self.close_when_idle,
                 maxsize=self.maxsize or QUEUE_MAX,
                 flow_control=self.app.flow_control,
                 clear_on_resume=True,
@@ -183,12 +221,18 @@ class BatchTopic(faust.Topic):
         return self._queue
 
     def _clone_args(self) -> Mapping[str, Any]:
-        return {**super()._clone_args(), "max_records": self.max_records, "within": self.within}
+        return {
+            **super()._clone_args(),
+            "max_records": self.max_records,
+            "within": self.within,
+            "close_when_idle": self.close_when_idle,
+        }
 
     @property
     def open_batch(self) -> _OpenBatch:
         if self._open is None:
             self._open = _OpenBatch(self)
+            self.queue.opened.append(self._open)
         return self._open
 
     async def batches(

@@ -127,6 +127,48 @@ def test_closed_batches_keep_their_order_when_the_queue_is_full() -> None:
     assert asyncio.run(scenario()) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11]]
 
 
+def test_an_idle_agent_gets_the_first_record_at_once_a_busy_one_what_came_meanwhile() -> None:
+    async def scenario() -> tuple[list[int], float, list[int]]:
+        channel = _Channel(100, within=10)  # the wait alone would hold records for 10 s
+        batch = _OpenBatch(channel)  # type: ignore[arg-type]
+        channel.queue.opened.append(batch)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        getter = asyncio.ensure_future(channel.queue.get())
+        await asyncio.sleep(0)  # the agent waits on the empty queue
+        if batch.add(0):  # type: ignore[arg-type]
+            await batch.close()
+        first = list((await getter).records)
+        waited = loop.time() - started
+        for n in range(1, 6):  # the agent is busy: records gather in the open batch
+            if batch.add(n):  # type: ignore[arg-type]
+                await batch.close()
+        assert channel.queue.empty()
+        second = list((await channel.queue.get()).records)  # it asks again: all of them
+        return first, waited, second
+
+    first, waited, second = asyncio.run(scenario())
+    assert first == [0] and waited < 1
+    assert second == [1, 2, 3, 4, 5]
+
+
+def test_without_close_when_idle_a_batch_waits_its_time() -> None:
+    async def scenario() -> bool:
+        channel = _Channel(100, within=10)
+        channel.queue.close_when_idle = False
+        batch = _OpenBatch(channel)  # type: ignore[arg-type]
+        channel.queue.opened.append(batch)
+        getter = asyncio.ensure_future(channel.queue.get())
+        await asyncio.sleep(0)
+        batch.add(0)  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        done = getter.done()
+        getter.cancel()
+        return done
+
+    assert asyncio.run(scenario()) is False
+
+
 async def _done() -> str:
     return "in place"
 
