@@ -32,13 +32,15 @@ from schemas.events import CanonicalEvent
 from schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
 from streams.app import app
 from streams.db import get_writer
-from streams.dlq import send_dead_letter
+from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
 from streams.take import take_ready
 from streams.topics import TOPICS, declare_on_start, topic
 
 STAGE = "correlate"
 log = get_logger(__name__)
+# created at start: a first dead letter to a missing topic races the producer's metadata
+declare_dead_letter_topics(app, TOPICS.correlate.name)
 events_topic = topic(app, TOPICS.events)
 correlate_topic = topic(app, TOPICS.correlate)
 incidents_topic = topic(app, TOPICS.incidents)
@@ -131,7 +133,14 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
                     app, event, stage=STAGE, error=exc, reason="schema_violation"
                 )
                 continue
-            change = c.add(e)
+            try:
+                change = c.add(e)
+            except Exception as exc:  # a poison pill must not stop the single owner
+                log.warning("event not correlated", event_id=str(e.event_id), error=str(exc))
+                await send_dead_letter(
+                    app, event, stage=STAGE, error=exc, reason="correlation_failed"
+                )
+                continue
             if change is None:
                 continue
             inc = change.incident

@@ -46,14 +46,16 @@ from streams.dispatch_store import (
     stored_incidents,
     tasks_of_incidents,
 )
-from streams.dlq import send_dead_letter
-from streams.retry import retry_transient
+from streams.dlq import declare_dead_letter_topics, send_dead_letter
+from streams.retry import TRANSIENT, retry_transient
 from streams.sinks import webhook
 from streams.take import take_ready
 from streams.topics import TOPICS, declare_on_start, dispatch_topic_spec, topic
 
 STAGE = "dispatch"
 log = get_logger(__name__)
+# created at start: a first dead letter to a missing topic races the producer's metadata
+declare_dead_letter_topics(app, TOPICS.incidents.name)
 settings = get_settings()
 
 
@@ -110,7 +112,7 @@ async def dispatch(stream: faust.StreamT[bytes]) -> None:
             latest[incident.incident_id] = incident
             by_incident[incident.incident_id] = event
         if latest:
-            queued, unknown = await retry_transient(
+            queued, unknown, failed = await retry_transient(
                 partial(_dispatch, settings, list(latest.values())), what=STAGE
             )
             for incident_id in unknown:
@@ -121,29 +123,55 @@ async def dispatch(stream: faust.StreamT[bytes]) -> None:
                     error=LookupError(f"incident {incident_id} is not in the database"),
                     reason="unknown_incident",
                 )
+            for incident_id, error in failed:
+                await send_dead_letter(
+                    app,
+                    by_incident[incident_id],
+                    stage=STAGE,
+                    error=error,
+                    reason="planning_failed",
+                )
             if queued:
                 wake_outbox()
         RECORDS.labels(STAGE, "ok").inc(len(events))
         BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
-async def _dispatch(s: Settings, incidents: list[IncidentView]) -> tuple[int, list[str]]:
-    """Plan and store the batch; the outbox rows queued and the incidents not stored (whose
-    messages cannot be dispatched: the correlate stage writes the row before the message)."""
+async def _dispatch(
+    s: Settings, incidents: list[IncidentView]
+) -> tuple[int, list[str], list[tuple[str, Exception]]]:
+    """Plan and store the batch; the outbox rows queued, the incidents not stored (whose
+    messages cannot be dispatched: the correlate stage writes the row before the message),
+    and the incidents whose planning or storing raised (each in its own savepoint, so one
+    poison pill is dead-lettered and the rest of the batch is dispatched)."""
     pool = await get_pool(s)
     now = datetime.now(UTC)
     queued = 0
+    failed: list[tuple[str, Exception]] = []
     async with pool.connection() as conn, conn.transaction():
         stored = await stored_incidents(conn, [i.incident_id for i in incidents])
         unknown = [i.incident_id for i in incidents if i.incident_id not in stored]
         incidents = [i for i in incidents if i.incident_id in stored]
         existing = await tasks_of_incidents(conn, [i.incident_id for i in incidents])
         for incident in incidents:
-            plan = plan_incident(incident, existing.get(incident.incident_id, {}), CTX, now)
-            queued += await save_plan(
-                conn, plan, incident.incident_id, CHANNELS.of_department, s.delivery_max_attempts
-            )
-    return queued, unknown
+            try:
+                plan = plan_incident(incident, existing.get(incident.incident_id, {}), CTX, now)
+                async with conn.transaction():  # a savepoint
+                    queued += await save_plan(
+                        conn,
+                        plan,
+                        incident.incident_id,
+                        CHANNELS.of_department,
+                        s.delivery_max_attempts,
+                    )
+            except TRANSIENT:
+                raise  # the database is away: the whole batch is retried
+            except Exception as exc:
+                log.warning(
+                    "incident not dispatched", incident_id=incident.incident_id, error=str(exc)
+                )
+                failed.append((incident.incident_id, exc))
+    return queued, unknown, failed
 
 
 # --- the outbox --------------------------------------------------------------------------------

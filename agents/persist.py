@@ -8,8 +8,6 @@ from functools import partial
 from typing import Any
 
 import faust
-import orjson
-import psycopg
 
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
@@ -83,7 +81,7 @@ async def persist_events(stream: faust.StreamT[bytes]) -> None:
             try:
                 rows.append(event_row(CanonicalEvent.from_json(event.message.value)))
                 sources.append(event)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # any record that does not make a row: a dead letter
                 await send_dead_letter(
                     app, event, stage=STAGE, error=exc, reason="schema_violation"
                 )
@@ -91,16 +89,16 @@ async def persist_events(stream: faust.StreamT[bytes]) -> None:
             stored = len(rows)
             try:
                 await retry_transient(partial(_write, settings, rows), what=STAGE)
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                # one row the database refuses must not stop the stage: find it (row by
-                # row, a rare path), dead-letter it, store the rest
+            except Exception as exc:  # transient errors were retried inside: not those
+                # one row the database (or the driver) refuses must not stop the stage: find
+                # it (row by row, a rare path), dead-letter it, store the rest
                 log.warning("batch refused by the database; isolating", error=str(exc))
                 stored = 0
                 for event, row in zip(sources, rows, strict=True):
                     try:
                         await retry_transient(partial(_write, settings, [row]), what=STAGE)
                         stored += 1
-                    except (psycopg.DataError, psycopg.IntegrityError) as refused:
+                    except Exception as refused:
                         await send_dead_letter(
                             app, event, stage=STAGE, error=refused, reason="storage_rejected"
                         )

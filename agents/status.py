@@ -27,13 +27,15 @@ from schemas.dispatch_status import StatusReportModel
 from streams.app import app
 from streams.db import get_pool
 from streams.dispatch_store import incident_row, save_plan, task_by_id, tasks_of_incidents
-from streams.dlq import send_dead_letter
+from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
 from streams.take import take_ready
 from streams.topics import TOPICS, topic
 
 STAGE = "dispatch-status"
 log = get_logger(__name__)
+# created at start: a first dead letter to a missing topic races the producer's metadata
+declare_dead_letter_topics(app, TOPICS.dispatch_status.name)
 settings = get_settings()
 status_topic = topic(app, TOPICS.dispatch_status)
 correlate_topic = topic(app, TOPICS.correlate)
@@ -64,6 +66,10 @@ async def status(stream: faust.StreamT[bytes]) -> None:
                     TransitionError: "invalid_transition",
                 }[type(exc)]
                 await send_dead_letter(app, event, stage=STAGE, error=exc, reason=reason)
+                continue
+            except Exception as exc:  # a report that breaks applying must not stop the stage
+                log.warning("status report not applied", error=str(exc))
+                await send_dead_letter(app, event, stage=STAGE, error=exc, reason="internal_error")
                 continue
             if changed is not None:
                 incident_id, incident_status = changed

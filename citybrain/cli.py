@@ -998,6 +998,65 @@ def show_settings(
             typer.echo(f"{env}={getattr(settings, name)}")
 
 
+@app.command("chaos")
+def chaos(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="worker-kills, broker-kill, database-stop, rebalances, poison, webhook-outage"
+            " (repeat; default: all).",
+        ),
+    ] = None,
+    scale: Annotated[
+        float, typer.Option(help="Multiply counts and durations (1 = the issue's full size).")
+    ] = 1.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """Fault injection on the stack the settings name: kill -9 workers, kill the broker,
+    stop PostgreSQL, rebalance, poison pills, a webhook receiver down. Prints lost and
+    duplicate counts (all must be 0), recovery and stall times; exits 1 when one is not.
+    Progress goes to stderr."""
+    from citybrain.chaos.report import as_dict, render
+    from citybrain.chaos.scenarios import SCENARIOS, stderr_progress
+
+    s = _settings()
+    names = scenario or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise typer.BadParameter(f"unknown scenario(s): {', '.join(unknown)}")
+
+    def n(value: float) -> int:
+        return max(1, round(value * scale))
+
+    def t(value: float) -> float:
+        return max(3.0, value * scale)
+
+    sizes: dict[str, dict[str, Any]] = {
+        "worker-kills": {"events": n(100_000), "rate": 1000.0, "every": (10.0, 30.0)},
+        "broker-kill": {"events": n(20_000), "rate": 500.0, "kill_after": t(15), "down_for": t(20)},
+        "database-stop": {
+            "events": n(30_000),
+            "rate": 300.0,
+            "stop_after": t(15),
+            "down_for": t(60),
+        },
+        "rebalances": {"events": n(30_000), "rate": 300.0, "period": t(30), "cycles": 3},
+        "poison": {"good": 40},
+        "webhook-outage": {"events": 200, "down_for": t(300)},
+    }
+    rows = []
+    for name in names:
+        stderr_progress(f"scenario {name}")
+        result = SCENARIOS[name](s, progress=stderr_progress, **sizes[name])
+        rows.append(as_dict(name, result))
+        stderr_progress(f"{name}: {'OK' if rows[-1]['ok'] else 'FAILED'}")
+    typer.echo(render(rows, json_out))
+    if not all(r["ok"] for r in rows):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point."""
     app(prog_name="citybrain")

@@ -1,0 +1,146 @@
+"""The faults: kill -9 and restart a worker, hard-kill and restart the broker, stop and
+start PostgreSQL. They act only on processes started here and on the stack the settings
+name (its pid files and data folder), never on anything found by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from citybrain.bench.proc import free_port
+from citybrain.settings import PROJECT_ROOT, Settings
+from citybrain.stack.kafka import KafkaService
+from citybrain.stack.postgres import PostgresService
+
+
+class Worker:
+    """A `citybrain worker` subprocess (its own ports, logging to a file)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        self.env["CITYBRAIN_WORKER_WEB_PORT"] = str(free_port())
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "citybrain.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+            )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """kill -9: no clean shutdown, no commit on the way out."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+class Workers:
+    """Workers of one consumer group (a fresh app id), started from the current end of
+    every existing topic so that other runs' history is not replayed (committed offsets,
+    so nothing after that point is missed whatever the reset policy)."""
+
+    def __init__(self, settings: Settings, log_dir: Path, **env: str) -> None:
+        self.settings = settings
+        self.app_id = f"chaos-{uuid.uuid4().hex[:8]}"
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "CITYBRAIN_APP_ID": self.app_id,
+            "CITYBRAIN_METRICS_PORT": "0",
+            "CITYBRAIN_LOG_FORMAT": "json",
+            "CITYBRAIN_KAFKA_SESSION_TIMEOUT": "8",
+            **env,
+        }
+        self.started: list[Worker] = []
+        start_group_at_end(settings, self.app_id)
+
+    def start(self, **env: str) -> Worker:
+        path = self.log_dir / f"{self.app_id}-worker-{len(self.started)}.log"
+        worker = Worker({**self.env, **env}, path).start()
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.stop()
+
+
+def start_group_at_end(settings: Settings, group: str) -> None:
+    """Commit, for `group`, the end offset of every partition of every existing topic."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
+    )
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in consumer.topics()
+            if not t.startswith("__")
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(tps)
+        consumer.assign(tps)
+        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in ends.items() if o > 0})
+    finally:
+        consumer.close()
+
+
+def kill_broker(settings: Settings) -> None:
+    """SIGKILL the stack's broker (by its pid file)."""
+    KafkaService(settings).kill()
+
+
+def start_broker(settings: Settings) -> None:
+    KafkaService(settings).up()
+
+
+def stop_postgres(settings: Settings) -> None:
+    """Stop the stack's PostgreSQL at once (immediate mode: like a crash)."""
+    PostgresService(settings).kill()
+
+
+def start_postgres(settings: Settings) -> None:
+    PostgresService(settings).up()
+
+
+def broker_pid(settings: Settings) -> int | None:
+    return KafkaService(settings).pid()
+
+
+def wait(seconds: float) -> None:
+    time.sleep(max(0.0, seconds))

@@ -1,0 +1,235 @@
+"""Hostile input: the bad-input corpus of the normalize stage (issue #5) and poison pills
+that pass the earlier stages but make a later one raise (persist, correlate, dispatch,
+dispatch-status). Each pill names the stage that must dead-letter it and the reason."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SMOKE = {
+    "deviceSerial": "SM-3101-000123",
+    "alarmType": "1",
+    "alarmTime": "2026-11-24 08:41:07",
+    "location": {"lng": 121.48213, "lat": 31.23011, "address": "黄浦区南京东路299号3楼"},
+    "battery": 87,
+    "rssi": -91,
+}
+
+
+def smoke(**changes: object) -> bytes:
+    doc = json.loads(json.dumps(SMOKE))
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+RAW_TOPICS = {
+    "smoke-alarm": "raw.iot.smoke-alarm",
+    "gas-leak": "raw.iot.gas-leak",
+    "air-quality": "raw.iot.air-quality",
+    "water-level": "raw.iot.water-level",
+}
+
+#: (feed, raw bytes, reason): the normalize stage's corpus of bad input.
+RAW_CORPUS: list[tuple[str, bytes, str]] = [
+    ("smoke-alarm", b"{not json", "malformed_json"),
+    ("smoke-alarm", smoke(deviceSerial="SM-\u0000-1"), "undecodable_bytes"),
+    ("smoke-alarm", b"[1, 2, 3]", "schema_violation"),
+    ("smoke-alarm", smoke(deviceSerial=None), "schema_violation"),
+    ("smoke-alarm", smoke(alarmType="9"), "schema_violation"),
+    ("smoke-alarm", smoke(location={"lng": "east", "lat": 31.2}), "wrong_type"),
+    ("smoke-alarm", smoke(alarmTime=None), "missing_timestamp"),
+    ("smoke-alarm", smoke(alarmTime="yesterday at noon"), "bad_timestamp"),
+    ("smoke-alarm", smoke(alarmTime="2099-01-01 00:00:00"), "future_timestamp"),
+    ("smoke-alarm", b'{"pad": "' + b"x" * 1_100_000 + b'"}', "payload_too_large"),
+    ("gas-leak", '{"设备编号": "G1"}'.encode() + b"\xff\xfe\x80", "undecodable_bytes"),
+    ("air-quality", b"AQ-1,2026-11-24 09:10,38", "malformed_csv"),
+    ("air-quality", b"AQ-1,2026-11-24 09:10,lots,61,121.4,31.2", "wrong_type"),
+]
+
+
+@dataclass(frozen=True)
+class Pill:
+    """One hostile record: where it goes, what it is, and the dead letter it must become."""
+
+    name: str
+    topic: str
+    value: bytes
+    stage: str  # the stage that must dead-letter it
+    dlq: str  # that stage's dead-letter topic
+    reason: str
+    marker: str  # a string in the value that finds its dead letter
+
+
+def event(marker: str, **changes: Any) -> dict[str, Any]:
+    """A canonical event (events.v1) that decodes, with `changes` applied (dot paths)."""
+    now = datetime.now(UTC).isoformat()
+    doc: dict[str, Any] = {
+        "schema": "citybrain.event/1",
+        "event_id": f"chaos-pill:{marker}",
+        "source_kind": "hotline",
+        "feed": "hotline-12345",
+        "kind": "report",
+        "category": "noise",
+        "severity": 4,
+        "observed_at": now,
+        "received_at": now,
+        "location": {
+            "status": "ok",
+            "lon": 121.5,
+            "lat": 31.2,
+            "source_crs": None,
+            "address": None,
+            "device_id": None,
+            "method": None,
+            "district": "310115",
+            "street": None,
+            "community": None,
+            "grid_cell": None,
+            "jurisdiction": {},
+            "match_confidence": None,
+        },
+        "raw_ref": {"topic": "raw.hotline", "partition": 0, "offset": 0, "key": None},
+        "text": marker,
+        "caller_phone_masked": None,
+        "attributes": {},
+    }
+    for path, value in changes.items():
+        cur = doc
+        *head, last = path.split("__")
+        for p in head:
+            cur = cur[p]
+        cur[last] = value
+    return doc
+
+
+def pills(run: str, incident_message: dict[str, Any] | None) -> list[Pill]:
+    """The poison pills of a run; `incident_message`: a real incidents.v1 message (of an
+    incident in the database) to make the dispatch planner's pill from."""
+
+    def m(name: str) -> str:
+        return f"PILL-{run}-{name}"
+
+    def ev(name: str, **changes: Any) -> bytes:
+        return json.dumps(event(m(name), **changes), ensure_ascii=False).encode()
+
+    out = [
+        Pill(
+            "persist-nul",
+            "events.v1",
+            ev("persist-nul", text=f"{m('persist-nul')}\u0000"),
+            "persist",
+            "events.v1.dlq",
+            "storage_rejected",
+            m("persist-nul"),
+        ),
+        Pill(
+            "persist-shape",
+            "events.v1",
+            ev("persist-shape", location__jurisdiction=["not", "a", "mapping"]),
+            "persist",
+            "events.v1.dlq",
+            "schema_violation",
+            m("persist-shape"),
+        ),
+        Pill(
+            "correlate-lon",
+            "events.v1",
+            ev("correlate-lon", location__lon="east"),
+            "correlate",
+            "correlate.v1.dlq",
+            "correlation_failed",
+            m("correlate-lon"),
+        ),
+        Pill(
+            "correlate-district",
+            "events.v1",
+            ev(
+                "correlate-district",
+                location__lon=None,
+                location__lat=None,
+                location__district=310115,
+                location__status="needs_location",
+            ),
+            "correlate",
+            "correlate.v1.dlq",
+            "correlation_failed",
+            m("correlate-district"),
+        ),
+        Pill(
+            "dispatch-json",
+            "incidents.v1",
+            f'{{"incident_id": "{m("dispatch-json")}"'.encode(),
+            "dispatch",
+            "incidents.v1.dlq",
+            "schema_violation",
+            m("dispatch-json"),
+        ),
+        Pill(
+            "dispatch-unknown",
+            "incidents.v1",
+            json.dumps(
+                {
+                    **(incident_message or {}),
+                    "incident_id": m("dispatch-unknown"),
+                    "first_seen": "2026-01-01T00:00:00+00:00",
+                    "last_seen": "2026-01-01T00:00:00+00:00",
+                    "category": "noise",
+                    "priority": 3,
+                    "status": "open",
+                }
+            ).encode(),
+            "dispatch",
+            "incidents.v1.dlq",
+            "unknown_incident",
+            m("dispatch-unknown"),
+        ),
+        Pill(
+            "status-json",
+            "dispatch.status.v1",
+            f'{{"x": "{m("status-json")}"}}'.encode(),
+            "dispatch-status",
+            "dispatch.status.v1.dlq",
+            "schema_violation",
+            m("status-json"),
+        ),
+        Pill(
+            "status-unknown",
+            "dispatch.status.v1",
+            json.dumps(
+                {
+                    "schema": "citybrain.dispatch-status/1",
+                    "report_id": m("status-unknown"),
+                    "dispatch_id": m("status-unknown")[:100],
+                    "department": "fire",
+                    "status": "acknowledged",
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            ).encode(),
+            "dispatch-status",
+            "dispatch.status.v1.dlq",
+            "unknown_dispatch",
+            m("status-unknown"),
+        ),
+    ]
+    if incident_message is not None:
+        # a stored incident whose message breaks the planner (a longitude that is text)
+        broken = {**incident_message, "lon": "east", "pill": m("dispatch-plan")}
+        out.append(
+            Pill(
+                "dispatch-plan",
+                "incidents.v1",
+                json.dumps(broken).encode(),
+                "dispatch",
+                "incidents.v1.dlq",
+                "planning_failed",
+                m("dispatch-plan"),
+            )
+        )
+    return out

@@ -1,0 +1,722 @@
+"""The scenarios: each runs one kind of fault against the real stack the settings name and
+returns a dataclass of figures. Counts and durations are parameters, so `citybrain chaos`
+runs them at full size and `tests/faults/` small.
+
+All use the traffic of `citybrain.chaos.traffic` (unique-id smoke alarms) and workers in a
+fresh consumer group started at the current end of every topic."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from citybrain.chaos import faults, traffic
+from citybrain.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(line: str) -> None:
+    print(f"[chaos] {line}", file=sys.stderr, flush=True)
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 2)
+
+
+class Sampler:
+    """Samples the run's stored-row count every `interval` s in a thread (the last value
+    is kept while the database is away)."""
+
+    def __init__(self, settings: Settings, run: str, interval: float = 0.5) -> None:
+        self.settings, self.run, self.interval = settings, run, interval
+        self.samples: list[tuple[float, int]] = []
+        self.last = 0
+        self._stop = threading.Event()
+        self.t0 = time.monotonic()
+
+    def start(self) -> Sampler:
+        threading.Thread(target=self._loop, daemon=True).start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # the database may be the fault under test
+                self.last = traffic.stored_count(self.settings, self.run)
+            self.samples.append((time.monotonic() - self.t0, self.last))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def longest_stall(self, since: float = 0.0, until: float | None = None) -> float:
+        """The longest time between two increases of the count, within [since, until]."""
+        last_change, longest, previous = None, 0.0, None
+        for t, n in self.samples:
+            if t < since or (until is not None and t > until):
+                continue
+            if previous is None or n != previous:
+                if last_change is not None:
+                    longest = max(longest, t - last_change)
+                last_change, previous = t, n
+        return round(longest, 1)
+
+
+def _wait_progress(sampler: Sampler, above: int, timeout: float) -> float | None:
+    """Seconds until the stored count exceeds `above`, or None."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if sampler.last > above:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return None
+
+
+@dataclass
+class Common:
+    """Figures every traffic scenario reports."""
+
+    events: int = 0
+    lost: int = 0
+    duplicate_rows: int = 0
+    duplicate_dispatches: int = 0
+    split_incidents: int = 0
+    incidents: int = 0
+    dispatches: int = 0
+    seconds: float = 0.0
+    settled: bool = False
+
+    def fill(self, got: traffic.Landed, expected: int) -> None:
+        self.events = expected
+        self.lost = got.lost(expected)
+        self.duplicate_rows = got.duplicate_rows
+        self.duplicate_dispatches = got.duplicate_dispatches
+        self.split_incidents = got.split_sites
+        self.incidents = got.incidents
+        self.dispatches = got.dispatches
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.settled
+            and self.lost == 0
+            and self.duplicate_rows == 0
+            and self.duplicate_dispatches == 0
+            and self.split_incidents == 0
+        )
+
+
+@dataclass
+class WorkerKills(Common):
+    kills: int = 0
+    recovery_p50_s: float | None = None
+    recovery_p99_s: float | None = None
+    recoveries_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BrokerKill(Common):
+    broker_down_s: float = 0.0
+    copies_on_events_topic: int = 0
+    duplicates_absorbed: int = 0
+    stall_s: float = 0.0
+    worker_restarts: int = 0
+
+
+@dataclass
+class DatabaseStop(Common):
+    database_down_s: float = 0.0
+    peak_lag: int = 0
+    catch_up_s: float | None = None
+
+
+@dataclass
+class Rebalances(Common):
+    joins: int = 0
+    leaves: int = 0
+    unconsumed_partitions: int = 0
+    unconsumed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return super().ok and self.unconsumed_partitions == 0
+
+
+def _finish(
+    result: Common,
+    settings: Settings,
+    run: str,
+    expected: int,
+    per_site: int,
+    started: float,
+    timeout: float,
+) -> None:
+    result.settled = traffic.wait_until(
+        traffic.settled(settings, run, expected, per_site), timeout, 1.0
+    )
+    result.fill(traffic.landed(settings, run, per_site), expected)
+    result.seconds = round(time.monotonic() - started, 1)
+
+
+def _log_dir(settings: Settings) -> Path:
+    return Path(settings.log_dir or settings.data_dir / "log") / "chaos"
+
+
+# --- 1. kill -9 a worker again and again -------------------------------------------------------
+def worker_kills(
+    settings: Settings,
+    events: int = 100_000,
+    rate: float = 1000.0,
+    every: tuple[float, float] = (10.0, 30.0),
+    per_site: int = 100,
+    max_kills: int = 100,
+    timeout: float = 900.0,
+    progress: Progress = _quiet,
+) -> WorkerKills:
+    """kill -9 the worker every `every` seconds (uniform) while `events` unique events flow
+    at `rate`/s; a new worker is started at once. Recovery: from the kill until the next
+    new row."""
+    result = WorkerKills()
+    run = traffic.new_run_id()
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        worker = workers.start()
+        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
+        paced.start()
+        sampler = Sampler(settings, run).start()
+        rng = random.Random()  # noqa: S311 - kill timing, not cryptography
+        while result.kills < max_kills and time.monotonic() - started < timeout:
+            time.sleep(rng.uniform(*every))
+            if paced.done.is_set() and sampler.last >= events:
+                break
+            worker.kill()
+            killed = time.monotonic()
+            result.kills += 1
+            worker = workers.start()
+            time.sleep(0.3)  # a commit sent just before the kill may still land
+            before = traffic.stored_count(settings, run)
+            took = _wait_progress(sampler, before, 180.0)
+            took = None if took is None else time.monotonic() - killed
+            if took is not None:
+                result.recoveries_s.append(round(took, 2))
+            progress(f"kill {result.kills}: stored {before}/{events}, recovered in {took} s")
+        sampler.stop()
+        _finish(result, settings, run, events, per_site, started, timeout)
+    finally:
+        workers.stop_all()
+    result.recovery_p50_s = percentile(result.recoveries_s, 0.5)
+    result.recovery_p99_s = percentile(result.recoveries_s, 0.99)
+    return result
+
+
+# --- 2. hard-kill the broker ---------------------------------------------------------------------
+def events_topic_copies(settings: Settings, run: str, start: dict[Any, int]) -> int:
+    """Messages of the run on events.v1 written after `start` offsets."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+        max_partition_fetch_bytes=8_000_000,
+    )
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        needle = f'"device_id":"CH{run}-'.encode()
+        needle2 = f'"device_id": "CH{run}-'.encode()
+        return sum(1 for m in consumer if needle in m.value or needle2 in m.value)
+    finally:
+        consumer.close()
+
+
+def events_topic_ends(settings: Settings) -> dict[Any, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
+    try:
+        tps = [TopicPartition("events.v1", p) for p in consumer.partitions_for_topic("events.v1")]
+        return dict(consumer.end_offsets(tps))
+    finally:
+        consumer.close()
+
+
+def broker_kill(
+    settings: Settings,
+    events: int = 20_000,
+    rate: float = 500.0,
+    kill_after: float = 15.0,
+    down_for: float = 20.0,
+    per_site: int = 100,
+    timeout: float = 600.0,
+    progress: Progress = _quiet,
+) -> BrokerKill:
+    """SIGKILL the broker `kill_after` s into the traffic, start it again `down_for` s
+    later. A worker that died meanwhile is started again (counted)."""
+    result = BrokerKill()
+    run = traffic.new_run_id()
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    ends = events_topic_ends(settings)
+    try:
+        worker = workers.start()
+        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
+        paced.start()
+        sampler = Sampler(settings, run).start()
+        time.sleep(kill_after)
+        progress(f"broker kill -9 (stored {sampler.last}/{events})")
+        killed_at = time.monotonic() - sampler.t0
+        faults.kill_broker(settings)
+        time.sleep(down_for)
+        faults.start_broker(settings)
+        result.broker_down_s = round(time.monotonic() - sampler.t0 - killed_at, 1)
+        progress(f"broker back after {result.broker_down_s} s")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                result.worker_restarts += 1
+                progress("worker exited; starting another")
+                worker = workers.start()
+            if paced.done.is_set() and sampler.last >= events:
+                break
+            time.sleep(1)
+        sampler.stop()
+        _finish(result, settings, run, events, per_site, started, timeout)
+        result.stall_s = sampler.longest_stall(since=killed_at)
+        result.copies_on_events_topic = events_topic_copies(settings, run, ends)
+        result.duplicates_absorbed = max(0, result.copies_on_events_topic - events)
+    finally:
+        workers.stop_all()
+    return result
+
+
+# --- 3. stop PostgreSQL --------------------------------------------------------------------------
+def database_stop(
+    settings: Settings,
+    events: int = 30_000,
+    rate: float = 300.0,
+    stop_after: float = 15.0,
+    down_for: float = 60.0,
+    per_site: int = 100,
+    timeout: float = 900.0,
+    progress: Progress = _quiet,
+) -> DatabaseStop:
+    """Stop PostgreSQL (immediate) `stop_after` s into the traffic, for `down_for` s.
+    Lag: records sent minus rows stored; catch-up: from the restart until everything sent
+    by then is stored."""
+    result = DatabaseStop()
+    run = traffic.new_run_id()
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        workers.start()
+        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
+        paced.start()
+        sampler = Sampler(settings, run).start()
+        lag_stop = threading.Event()
+
+        def watch_lag() -> None:
+            while not lag_stop.is_set():
+                result.peak_lag = max(result.peak_lag, paced.sent - sampler.last)
+                lag_stop.wait(0.5)
+
+        threading.Thread(target=watch_lag, daemon=True).start()
+        time.sleep(stop_after)
+        progress(f"PostgreSQL stop (stored {sampler.last}/{events})")
+        t_stop = time.monotonic()
+        faults.stop_postgres(settings)
+        time.sleep(down_for)
+        faults.start_postgres(settings)
+        back = time.monotonic()
+        result.database_down_s = round(back - t_stop, 1)
+        target = paced.sent
+        progress(f"PostgreSQL back after {result.database_down_s} s; {target} sent")
+        if traffic.wait_until(lambda: sampler.last >= target, timeout, 0.2):
+            result.catch_up_s = round(time.monotonic() - back, 1)
+        lag_stop.set()
+        sampler.stop()
+        _finish(result, settings, run, events, per_site, started, timeout)
+    finally:
+        workers.stop_all()
+    return result
+
+
+# --- 4. rebalances -------------------------------------------------------------------------------
+FLOW_TOPICS = ("raw.iot.smoke-alarm", "events.v1", "correlate.v1", "incidents.v1")
+
+
+def unconsumed_partitions(settings: Settings, group: str) -> list[str]:
+    """Partitions of the topics the traffic flows through whose committed offset for the
+    group is behind their end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
+    )
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in FLOW_TOPICS
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(tps)
+        behind = []
+        for tp in tps:
+            committed = consumer.committed(tp) or 0
+            if committed < ends[tp]:
+                behind.append(f"{tp.topic}[{tp.partition}] {committed}<{ends[tp]}")
+        return behind
+    finally:
+        consumer.close()
+
+
+def rebalances(
+    settings: Settings,
+    events: int = 30_000,
+    rate: float = 300.0,
+    period: float = 30.0,
+    cycles: int = 3,
+    per_site: int = 100,
+    timeout: float = 900.0,
+    progress: Progress = _quiet,
+) -> Rebalances:
+    """One worker stays; a second joins and leaves (clean stop) every `period` s."""
+    result = Rebalances()
+    run = traffic.new_run_id()
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        workers.start()
+        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
+        paced.start()
+        sampler = Sampler(settings, run).start()
+        for cycle in range(cycles):
+            time.sleep(period)
+            second = workers.start()
+            result.joins += 1
+            progress(f"cycle {cycle + 1}: second worker joins (stored {sampler.last}/{events})")
+            time.sleep(period)
+            second.stop()
+            result.leaves += 1
+            progress(f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})")
+        sampler.stop()
+        _finish(result, settings, run, events, per_site, started, timeout)
+        behind: list[str] = []
+
+        def caught_up() -> bool:
+            nonlocal behind
+            behind = unconsumed_partitions(settings, workers.app_id)
+            return not behind
+
+        traffic.wait_until(caught_up, 90.0, 2.0)
+        result.unconsumed = behind
+        result.unconsumed_partitions = len(behind)
+    finally:
+        workers.stop_all()
+    return result
+
+
+# --- 6. hostile input ----------------------------------------------------------------------------
+@dataclass
+class Poison(Common):
+    corpus: int = 0
+    pills: int = 0
+    dead_letters: int = 0
+    without_dead_letter: int = 0  # corpus records and pills with no dead letter of theirs
+    wrong_reason: int = 0
+    missing: list[str] = field(default_factory=list)
+    good_behind: int = 0
+    good_behind_stored: int = 0
+    worker_alive: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return (
+            super().ok
+            and self.without_dead_letter == 0
+            and self.wrong_reason == 0
+            and self.worker_alive
+            and self.good_behind_stored == self.good_behind
+        )
+
+
+def _topic_ends(settings: Settings, topics: list[str]) -> dict[Any, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
+    try:
+        tps = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        return dict(consumer.end_offsets(tps)) if tps else {}
+    finally:
+        consumer.close()
+
+
+def _read_from(settings: Settings, topics: list[str], start: dict[Any, int]) -> list[Any]:
+    """Every message of `topics` after the `start` offsets (from the beginning of
+    partitions not in `start`)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        enable_auto_commit=False,
+        consumer_timeout_ms=4000,
+        max_partition_fetch_bytes=8_000_000,
+    )
+    try:
+        tps = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start.get(tp, 0))
+        return list(consumer)
+    finally:
+        consumer.close()
+
+
+def _first_incident_message(settings: Settings, run: str, start: dict[Any, int]) -> Any:
+    import orjson
+
+    for m in _read_from(settings, ["incidents.v1"], start):
+        if f"CH{run}-".encode() in m.value:
+            return orjson.loads(m.value)
+    return None
+
+
+def poison(
+    settings: Settings,
+    good: int = 40,
+    per_site: int = 10,
+    timeout: float = 240.0,
+    progress: Progress = _quiet,
+) -> Poison:
+    """The bad-input corpus and a poison pill for each stage, with good events before and
+    behind them: every bad record becomes a dead letter with its reason, the worker goes
+    on, and the good events behind are stored, correlated and dispatched."""
+    from citybrain.chaos import poison as hostile
+
+    result = Poison()
+    run = traffic.new_run_id()
+    dlqs = sorted(
+        {f"{t}.dlq" for t in hostile.RAW_TOPICS.values()}
+        | {"events.v1.dlq", "correlate.v1.dlq", "incidents.v1.dlq", "dispatch.status.v1.dlq"}
+    )
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        worker = workers.start()
+        dl_start = _topic_ends(settings, dlqs)
+        inc_start = _topic_ends(settings, ["incidents.v1"])
+        items = traffic.records(run, 2 * good, per_site)
+        traffic.produce(settings, traffic.TOPIC, items[:good])
+        traffic.wait_until(traffic.settled(settings, run, good, per_site), timeout)
+        progress("good events before the pills are in; sending the corpus and the pills")
+        pills = hostile.pills(run, _first_incident_message(settings, run, inc_start))
+        from kafka import KafkaProducer
+
+        p = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_list, acks="all", max_request_size=4_000_000
+        )
+        corpus_at: dict[tuple[str, int, int], str] = {}
+        for feed, raw, reason in hostile.RAW_CORPUS:
+            meta = p.send(hostile.RAW_TOPICS[feed], key=f"bad-{run}".encode(), value=raw).get(30)
+            corpus_at[(meta.topic, meta.partition, meta.offset)] = reason
+        for pill in pills:
+            p.send(pill.topic, key=b"city", value=pill.value).get(30)
+        p.close()
+        result.corpus, result.pills = len(corpus_at), len(pills)
+        # good events behind the bad ones, on the same topics' partitions
+        traffic.produce(settings, traffic.TOPIC, items[good:])
+        result.good_behind = good
+        _finish(result, settings, run, 2 * good, per_site, started, timeout)
+        result.good_behind_stored = result.events - result.lost - good
+        progress("reading the dead letters")
+
+        def letters() -> list[Any]:
+            return _read_from(settings, dlqs, dl_start)
+
+        found: list[Any] = []
+
+        def all_found() -> bool:
+            nonlocal found
+            found = letters()
+            return len(found) >= len(corpus_at) + len(pills)
+
+        traffic.wait_until(all_found, 60.0, 2.0)
+        result.dead_letters = len(found)
+        for where, reason in corpus_at.items():
+            mine = [
+                dict(m.headers)
+                for m in found
+                if (
+                    dict(m.headers).get("dlq.original.topic", b"").decode(),
+                    int(dict(m.headers).get("dlq.original.partition", b"-1")),
+                    int(dict(m.headers).get("dlq.original.offset", b"-1")),
+                )
+                == where
+            ]
+            if not mine:
+                result.without_dead_letter += 1
+                result.missing.append(f"corpus {reason} at {where}")
+            elif not any(h.get("dlq.reason") == reason.encode() for h in mine):
+                result.wrong_reason += 1
+                result.missing.append(f"corpus {reason}: got {mine[0].get('dlq.reason')!r}")
+        for pill in pills:
+            mine = [
+                dict(m.headers)
+                for m in found
+                if m.topic == pill.dlq and m.value and pill.marker.encode() in m.value
+            ]
+            if not mine:
+                result.without_dead_letter += 1
+                result.missing.append(f"pill {pill.name} ({pill.stage})")
+            elif not any(
+                h.get("dlq.reason") == pill.reason.encode()
+                and h.get("dlq.stage") == pill.stage.encode()
+                for h in mine
+            ):
+                result.wrong_reason += 1
+                result.missing.append(f"pill {pill.name}: got {mine[0].get('dlq.reason')!r}")
+        result.worker_alive = worker.alive()
+    finally:
+        workers.stop_all()
+    return result
+
+
+# --- 7. the webhook receiver down ----------------------------------------------------------------
+@dataclass
+class WebhookOutage(Common):
+    receiver_down_s: float = 0.0
+    webhook_messages: int = 0  # outbox rows for the webhook
+    delivered: int = 0  # distinct webhook-ids accepted
+    undelivered: int = 0
+    duplicate_deliveries: int = 0  # accepted deliveries beyond one per webhook-id
+    dead: int = 0
+    bad_signatures: int = 0
+    drained_after_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            super().ok
+            and self.undelivered == 0
+            and self.duplicate_deliveries == 0
+            and self.bad_signatures == 0
+        )
+
+
+def _webhook_rows(settings: Settings, run: str) -> list[tuple[str, str]]:
+    with traffic._conn(settings) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT o.message_id, o.status FROM dispatch_outbox o"
+            " JOIN dispatches d ON d.dispatch_id = o.dispatch_id"
+            " JOIN incident_reports r ON r.incident_id = d.incident_id"
+            " WHERE r.event_id LIKE %s AND o.destination LIKE 'webhook:%%'",
+            (f"smoke-alarm:CH{run}-%",),
+        ).fetchall()
+    return [(str(a), str(b)) for a, b in rows]
+
+
+def webhook_outage(
+    settings: Settings,
+    events: int = 200,
+    per_site: int = 10,
+    down_for: float = 300.0,
+    timeout: float = 600.0,
+    progress: Progress = _quiet,
+) -> WebhookOutage:
+    """The fire department's webhook receiver is down while tasks are made and for
+    `down_for` s in all, then back: every task message reaches it, once per webhook-id.
+    Retries are set so that they outlast the outage (the default 8 attempts with a 2 s
+    base give up after about 4 minutes)."""
+    from citybrain.chaos.receiver import Receiver
+    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE
+    from citybrain.dispatch.webhooks import generate_secret
+
+    result = WebhookOutage()
+    run = traffic.new_run_id()
+    secret = generate_secret()
+    receiver = Receiver(secret)
+    log_dir = _log_dir(settings)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    departments = log_dir / f"departments-{run}.yaml"
+    departments.write_text(
+        DEPARTMENTS_FILE.read_text(encoding="utf-8").replace(
+            "https://119-dispatch.fire.example/citybrain/tasks",
+            f"http://127.0.0.1:{receiver.port}/hook",
+        ),
+        encoding="utf-8",
+    )
+    workers = faults.Workers(
+        settings,
+        log_dir,
+        CITYBRAIN_DEPARTMENTS_FILE=str(departments),
+        CITYBRAIN_ROUTES_FILE=str(ROUTES_FILE),
+        CITYBRAIN_WEBHOOK_FIRE=secret,
+        CITYBRAIN_DELIVERY_MAX_ATTEMPTS="60",
+        CITYBRAIN_DELIVERY_BACKOFF_BASE="1",
+        CITYBRAIN_DELIVERY_BACKOFF_CAP=str(max(2.0, min(30.0, down_for / 10))),
+        CITYBRAIN_DELIVERY_INTERVAL="0.5",
+    )
+    started = time.monotonic()
+    try:
+        workers.start()
+        went_down = time.monotonic()  # down from the start: no receiver yet
+        traffic.produce(settings, traffic.TOPIC, traffic.records(run, events, per_site))
+        progress(f"receiver down; {events} events sent")
+        time.sleep(max(0.0, down_for - (time.monotonic() - went_down)))
+        receiver.up()
+        back = time.monotonic()
+        result.receiver_down_s = round(back - went_down, 1)
+        progress(f"receiver back after {result.receiver_down_s} s")
+        _finish(result, settings, run, events, per_site, started, timeout)
+
+        def drained() -> bool:
+            rows = _webhook_rows(settings, run)
+            return bool(rows) and all(s in ("sent", "dead") for _, s in rows)
+
+        if traffic.wait_until(drained, timeout, 1.0):
+            result.drained_after_s = round(time.monotonic() - back, 1)
+        time.sleep(2)  # a delivery answered just now is counted
+        rows = _webhook_rows(settings, run)
+        expected = {m for m, _ in rows}
+        result.webhook_messages = len(expected)
+        result.dead = sum(1 for _, s in rows if s == "dead")
+        with receiver.lock:
+            accepted = dict(receiver.accepted)
+            result.bad_signatures = receiver.bad_signatures
+        result.delivered = len(expected & set(accepted))
+        result.undelivered = len(expected - set(accepted))
+        result.duplicate_deliveries = sum(n - 1 for m, n in accepted.items() if m in expected)
+    finally:
+        workers.stop_all()
+        receiver.down()
+    return result
+
+
+SCENARIOS: dict[str, Callable[..., Common]] = {
+    "worker-kills": worker_kills,
+    "broker-kill": broker_kill,
+    "database-stop": database_stop,
+    "rebalances": rebalances,
+    "poison": poison,
+    "webhook-outage": webhook_outage,
+}

@@ -1,0 +1,61 @@
+"""The fault-injection suite at CI size (`citybrain chaos` runs the same scenarios at full
+size): against the stack the settings name, nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import pytest
+
+from citybrain.chaos import scenarios
+from citybrain.settings import Settings
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(400)]
+
+
+def test_worker_kill9_loses_and_doubles_nothing(stack: Settings) -> None:
+    r = scenarios.worker_kills(
+        stack, events=2000, rate=200.0, every=(5.0, 7.0), per_site=50, max_kills=2, timeout=240
+    )
+    assert r.kills >= 1 and r.settled, r
+    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches, r.split_incidents) == (0, 0, 0, 0)
+    assert r.recovery_p50_s is not None
+
+
+def test_poison_pills_and_bad_input_become_dead_letters(stack: Settings) -> None:
+    r = scenarios.poison(stack, good=20, per_site=10, timeout=180)
+    assert r.worker_alive, r
+    assert r.without_dead_letter == 0 and r.wrong_reason == 0, r.missing
+    assert r.good_behind_stored == r.good_behind, r
+    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+
+
+def test_postgres_stopped_loses_and_doubles_nothing(stack: Settings) -> None:
+    r = scenarios.database_stop(
+        stack, events=1500, rate=100.0, stop_after=4.0, down_for=6.0, per_site=50, timeout=240
+    )
+    assert r.settled and r.catch_up_s is not None, r
+    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert r.peak_lag > 0
+
+
+def test_webhook_receiver_down_then_every_task_delivered_once(stack: Settings) -> None:
+    r = scenarios.webhook_outage(stack, events=40, per_site=10, down_for=8.0, timeout=180)
+    assert r.webhook_messages > 0, r
+    assert (r.undelivered, r.duplicate_deliveries, r.bad_signatures, r.dead) == (0, 0, 0, 0), r
+    assert (r.lost, r.duplicate_rows) == (0, 0), r
+
+
+def test_rebalances_lose_nothing_and_leave_no_partition_unconsumed(stack: Settings) -> None:
+    r = scenarios.rebalances(
+        stack, events=1500, rate=100.0, period=6.0, cycles=1, per_site=50, timeout=240
+    )
+    assert r.joins == r.leaves == 1 and r.settled, r
+    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert r.unconsumed_partitions == 0, r.unconsumed
+
+
+def test_broker_hard_killed_loses_nothing(stack: Settings) -> None:
+    r = scenarios.broker_kill(
+        stack, events=1500, rate=100.0, kill_after=4.0, down_for=5.0, per_site=50, timeout=240
+    )
+    assert r.settled, r
+    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
