@@ -23,7 +23,7 @@ from faust.types import Message, TableT
 
 from citybrain.core.cells import correlation_key
 from citybrain.feeds.alarms import AlarmEvent, sweep
-from citybrain.feeds.definition import Feed, feed_folders, load_feeds
+from citybrain.feeds.definition import Feed, feed_folders, load_feeds, select_feeds
 from citybrain.feeds.pipeline import BatchOutput, RawRecord, alarm_event, normalize_batch
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger, LocationRequest
@@ -46,7 +46,9 @@ from streams.topics import TOPICS, topic
 STAGE = "normalize"
 log = get_logger(__name__)
 settings = get_settings()
-FEEDS: list[Feed] = load_feeds(*feed_folders(settings.feeds_dir))
+FEEDS: list[Feed] = select_feeds(
+    load_feeds(*feed_folders(settings.feeds_dir)), settings.normalize_feeds
+)
 _pack = load_pack(settings.city_pack)
 GEOTAGGER = Geotagger(GeoIndex(_pack), load_gazetteer(_pack))
 events_topic = topic(app, TOPICS.events)

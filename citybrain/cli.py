@@ -886,6 +886,14 @@ def bench_e2e(
     ] = 2000.0,
     duration: Annotated[float, typer.Option(help="Seconds of traffic.")] = 60.0,
     idle: Annotated[float, typer.Option(help="Seconds idle before the last probe.")] = 60.0,
+    split: Annotated[
+        bool,
+        typer.Option(
+            "--split/--single",
+            help="Telemetry in a worker of its own (the recommended deployment), or one "
+            "worker for everything.",
+        ),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """The whole pipeline against a plain consume-and-COPY baseline: sustained rate, lag,
@@ -898,7 +906,7 @@ def bench_e2e(
     from citybrain.bench.e2e import as_dict, run_e2e_bench
 
     s = _settings()
-    result = run_e2e_bench(s, rate, duration, idle)
+    result = run_e2e_bench(s, rate, duration, idle, split=split)
     data = as_dict(result)
     from citybrain.settings import PROJECT_ROOT
 
@@ -909,6 +917,11 @@ def bench_e2e(
     if not json_out:
         step = max(1, len(series) // 12)
         data["lag_series"] = " ".join(f"{t:.0f}s:{lag}" for t, lag in series[::step])
+        for stage, b in data.pop("stage_batches").items():
+            data[f"stage {stage}"] = (
+                f"{b['batches']} batches, {b['records_per_batch']} records and "
+                f"{b['ms_per_batch']} ms a batch, {b['busy_s']} s busy"
+            )
     ok = (
         (result.ratio_to_baseline is None or result.ratio_to_baseline >= 0.5)
         and result.worker_rss_max_mib <= 2048

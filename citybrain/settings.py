@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         "dispatch, status, maintenance, monitor, ping) or `all`. Workers of one app id run "
         "the same stages; give a separate set its own `CITYBRAIN_APP_ID`.",
     )
+    normalize_feeds: str = Field(
+        "all",
+        description="The feeds this worker's normalize stage reads: `all`, `telemetry` "
+        "(feeds that send readings), `reports` (the others: alarms and calls, the latency "
+        "path) or comma-separated feed names. Run telemetry in a worker of its own (its "
+        "own `CITYBRAIN_APP_ID`) and its bulk never delays a report.",
+    )
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
     maintenance_interval: float = Field(
@@ -172,6 +179,12 @@ class Settings(BaseSettings):
         "earliest",
         description="Where a new consumer group starts on a topic: its beginning (nothing "
         "missed) or its end (benchmarks that must not replay history).",
+    )
+    kafka_linger_ms: int = Field(
+        5,
+        description="Milliseconds the worker's producer waits to fill a request: 0 sends at "
+        "once (lowest latency: the incidents worker), a few ms sends fewer, larger requests "
+        "(the telemetry worker).",
     )
     kafka_session_timeout: float = Field(
         30.0,

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
         producer_acks=-1,
-        producer_linger_ms=5,
+        producer_linger_ms=settings.kafka_linger_ms,
         key_serializer="raw",
         value_serializer="raw",
     )

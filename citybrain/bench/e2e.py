@@ -5,7 +5,9 @@ Two phases on the same kind of traffic (water-level gauge messages, two readings
 1. **baseline**: a plain consumer (kafka-python) decodes the raw messages and COPYs their
    readings into a scratch table, one COPY per batch, no other work: what this machine
    can do for the job;
-2. **pipeline**: a real worker process (every agent) reads the same traffic, produced at
+2. **pipeline**: real worker processes (by default two: one normalizes the telemetry, the
+   other runs every other stage, as README recommends; `split=False`: one worker for
+   all) read the same traffic, produced at
    `rate` messages/s (0 = as fast as the producer goes) for `duration` seconds, while
    probe calls (12345 tickets about gas leaks, each a new incident dispatched to three
    departments) measure produce -> database row and produce -> dispatch message latency.
@@ -28,12 +30,14 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.proc import cpu_seconds, free_port, rss_mib
+from citybrain.bench.normalize import last_ready
+from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
@@ -60,11 +64,14 @@ class E2EResult:
     produce_to_dispatch_p50_ms: float | None
     produce_to_dispatch_p99_ms: float | None
     probes: int
-    worker_cpu_cores: float
-    worker_rss_max_mib: float
+    workers: int
+    worker_cpu_cores: float  # all workers together
+    worker_rss_max_mib: float  # the largest worker
     idle_seconds: float
     idle_probe_to_db_ms: float | None
     idle_probe_to_dispatch_ms: float | None
+    # per stage: batches, mean records a batch, mean and total seconds in batch bodies
+    stage_batches: dict[str, dict[str, float]] = field(default_factory=dict)
     lag_series: list[tuple[float, int]] = field(default_factory=list)
 
 
@@ -186,7 +193,7 @@ class Watcher:
                     now = time.time()
                     for (event_id,) in rows:
                         self.in_db.setdefault(event_id, now)
-                time.sleep(0.02)
+                time.sleep(0.005)
 
     def _consume_dispatches(self) -> None:
         from kafka import KafkaConsumer
@@ -241,7 +248,12 @@ def _lag(settings: Settings, group: str, topic: str) -> int:
 
 
 def run_e2e_bench(
-    settings: Settings, rate: float, duration: float, idle: float, probes_per_s: float = 2.0
+    settings: Settings,
+    rate: float,
+    duration: float,
+    idle: float,
+    probes_per_s: float = 2.0,
+    split: bool = True,
 ) -> E2EResult:
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
@@ -292,20 +304,51 @@ def run_e2e_bench(
         **os.environ,
         "CITYBRAIN_FEEDS_DIR": str(work),
         "CITYBRAIN_APP_ID": group,
-        "CITYBRAIN_METRICS_PORT": "0",
-        "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
         "CITYBRAIN_KAFKA_OFFSET_RESET": "latest",  # this run's traffic, not the history
-        "CITYBRAIN_LOG_LEVEL": "WARNING",
+        "CITYBRAIN_LOG_LEVEL": "INFO",  # "Worker ready" says a worker has its partitions
+        "CITYBRAIN_LOG_FORMAT": "json",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
-        env=env,
-        stdout=(work / "worker.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=PROJECT_ROOT,
+    # split (the deployment README recommends): telemetry in a worker of its own, so that
+    # its bulk never holds up a report on its way to a department; else one worker for all
+    roles = (
+        {
+            "telemetry": {
+                "CITYBRAIN_APP_ID": f"{group}-telemetry",
+                "CITYBRAIN_STAGES": "normalize",
+                "CITYBRAIN_NORMALIZE_FEEDS": "telemetry",
+            },
+            "incidents": {"CITYBRAIN_NORMALIZE_FEEDS": "reports", "CITYBRAIN_KAFKA_LINGER_MS": "0"},
+        }
+        if split
+        else {"all": {}}
     )
+    lag_group = f"{group}-telemetry" if split else group
+    metrics_ports = {role: free_port() for role in roles}
+    workers = [
+        subprocess.Popen(
+            [*profiler_prefix(role), "-m", "citybrain.cli", "worker"],
+            env={
+                **env,
+                "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
+                "CITYBRAIN_METRICS_PORT": str(metrics_ports[role]),
+                **extra,
+            },
+            stdout=(work / f"worker-{role}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        for role, extra in roles.items()
+    ]
+    worker = workers[-1]  # the one that dispatches
     watcher = Watcher(settings)
-    time.sleep(12)  # the worker joins its group before the traffic starts
+    # the traffic starts once every worker has joined its group and has its partitions
+    deadline = time.monotonic() + 120
+    logs = [work / f"worker-{role}.log" for role in roles]
+    while time.monotonic() < deadline and not all(last_ready([log]) for log in logs):
+        if any(w.poll() is not None for w in workers):
+            break
+        time.sleep(0.5)
+    time.sleep(2)
     print(f"pipeline: {total} messages at {rate or 'max'}/s ...", file=sys.stderr)
     samples: list[tuple[float, int, float, float]] = []  # t, readings, cpu, rss
     lag_series: list[tuple[float, int]] = []
@@ -340,11 +383,12 @@ def run_e2e_bench(
                 probes += 1
                 next_probe = now + 1 / probes_per_s
             if now >= next_sample:
-                cpu, rss = cpu_seconds(worker.pid), rss_mib(worker.pid)
+                cpu = sum(cpu_seconds(w.pid) for w in workers if w.poll() is None)
+                rss = max(rss_mib(w.pid) for w in workers if w.poll() is None)
                 count = readings()
                 samples.append((now, count, cpu, rss))
                 try:
-                    lag = _lag(settings, f"{group}", topic)
+                    lag = _lag(settings, lag_group, topic)
                 except Exception:
                     lag = -1
                 lag_series.append((round(now - t0, 1), lag))
@@ -365,7 +409,7 @@ def run_e2e_bench(
                 if (
                     count >= target
                     or stalled
-                    or worker.poll() is not None
+                    or any(w.poll() is not None for w in workers)
                     or now - t0 > duration + 900
                 ):
                     break
@@ -391,16 +435,19 @@ def run_e2e_bench(
             one_db, one_dispatch = watcher.latencies([probe_id])
             idle_db = round(one_db[0], 1) if one_db else None
             idle_dispatch = round(one_dispatch[0], 1) if one_dispatch else None
+        stage_batches = _stage_batches(metrics_ports.values())
     finally:
         watcher.stop.set()
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for w in workers:
+            w.send_signal(stop_signal())
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
         producer.close()
     if not samples or samples[-1][1] < target * 0.9:
-        raise RuntimeError(f"the pipeline did not finish; see {work}/worker.log")
+        raise RuntimeError(f"the pipeline did not finish; see {work}/worker-*.log")
     stored = samples[-1][1]
     lo = next(s for s in samples if s[1] >= stored * 0.1)
     hi = next(s for s in samples if s[1] >= stored * 0.9)
@@ -437,13 +484,53 @@ def run_e2e_bench(
         produce_to_dispatch_p50_ms=_pct(to_dispatch, 0.5),
         produce_to_dispatch_p99_ms=_pct(to_dispatch, 0.99),
         probes=probes,
+        workers=len(workers),
         worker_cpu_cores=round((hi[2] - lo[2]) / span, 2),
         worker_rss_max_mib=round(max(s[3] for s in samples), 1),
         idle_seconds=idle,
         idle_probe_to_db_ms=idle_db,
         idle_probe_to_dispatch_ms=idle_dispatch,
+        stage_batches=stage_batches,
         lag_series=lag_series,
     )
+
+
+def _stage_batches(ports: Iterable[int]) -> dict[str, dict[str, float]]:
+    """Where the workers' time went: each stage's batches from their Prometheus metrics."""
+    import urllib.request
+
+    sums: dict[str, dict[str, float]] = {}
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            for name, key in (
+                ("citybrain_batch_seconds_count", "batches"),
+                ("citybrain_batch_seconds_sum", "seconds"),
+                ("citybrain_records_total", "records"),
+            ):
+                if not line.startswith(name + "{"):
+                    continue
+                labels, value = line[len(name) + 1 :].rsplit("} ", 1)
+                if key == "records" and 'outcome="ok"' not in labels:
+                    continue
+                stage = labels.split('stage="', 1)[1].split('"', 1)[0]
+                entry = sums.setdefault(stage, {"batches": 0.0, "seconds": 0.0, "records": 0.0})
+                entry[key] += float(value)
+    out = {}
+    for stage, e in sorted(sums.items()):
+        if not e["batches"]:
+            continue
+        out[stage] = {
+            "batches": int(e["batches"]),
+            "records_per_batch": round(e["records"] / e["batches"], 1),
+            "ms_per_batch": round(1000 * e["seconds"] / e["batches"], 2),
+            "busy_s": round(e["seconds"], 1),
+        }
+    return out
 
 
 def as_dict(result: E2EResult) -> dict[str, Any]:

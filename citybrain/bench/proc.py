@@ -26,18 +26,22 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def profiler_prefix() -> list[str]:
+def profiler_prefix(tag: str = "") -> list[str]:
     """The command that starts a benchmarked worker's Python, under a profiler on request.
 
     `CITYBRAIN_BENCH_PROFILE=out.txt` (or `.svg`, `.json`) runs the worker under py-spy
     (collapsed stacks, flame graph or speedscope by the file's suffix); `out.prof` runs it
-    under cProfile. py-spy is not a dependency: `pip install py-spy` first."""
+    under cProfile. py-spy is not a dependency: `pip install py-spy` first. `tag`: a name
+    put before the suffix, one file per worker (`out-incidents.txt`)."""
     import shutil
     import sys
 
     profile = os.environ.get("CITYBRAIN_BENCH_PROFILE")
     if not profile:
         return [sys.executable]
+    if tag:
+        path = Path(profile)
+        profile = str(path.with_name(f"{path.stem}-{tag}{path.suffix}"))
     if profile.endswith(".prof"):
         return [sys.executable, "-m", "cProfile", "-o", profile]
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))

@@ -98,3 +98,25 @@ def feed_folders(extra: str | None) -> list[Path]:
     if extra:
         folders += [Path(p) for p in extra.split(":") if p]
     return folders
+
+
+def select_feeds(feeds: list[Feed], spec: str) -> list[Feed]:
+    """The feeds a worker normalizes (`CITYBRAIN_NORMALIZE_FEEDS`): `all`, `telemetry`
+    (feeds with readings), `reports` (feeds without) or comma-separated names; an unknown
+    name is an error that lists the known ones."""
+    spec = spec.strip()
+    if spec in ("", "all"):
+        return list(feeds)
+    if spec == "telemetry":
+        return [f for f in feeds if f.definition.readings]
+    if spec == "reports":
+        return [f for f in feeds if not f.definition.readings]
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    known = {f.name for f in feeds}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"CITYBRAIN_NORMALIZE_FEEDS: unknown feed(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return [f for f in feeds if f.name in names]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.config_errors import ConfigError
-from citybrain.feeds.definition import BUILTIN_DIR, Feed, load_feed, load_feeds
+from citybrain.feeds.definition import BUILTIN_DIR, Feed, load_feed, load_feeds, select_feeds
 
 GOOD = """\
 feed: bridge-vibration
@@ -94,3 +94,33 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("feed: x\nsource: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml:3: not valid YAML"):
         load_feed(path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("all", "every"),
+        ("", "every"),
+        ("telemetry", "readings"),
+        ("reports", "no readings"),
+        ("hotline-12345, water-level", ["hotline-12345", "water-level"]),
+    ],
+)
+def test_a_worker_normalizes_the_feeds_it_is_given(spec: str, expected: str | list[str]) -> None:
+    feeds = load_feeds(BUILTIN_DIR)
+    chosen = select_feeds(feeds, spec)
+    if expected == "every":
+        assert chosen == feeds
+    elif expected == "readings":
+        assert chosen and all(f.definition.readings for f in chosen)
+        assert len(chosen) == sum(1 for f in feeds if f.definition.readings)
+    elif expected == "no readings":
+        assert chosen and not any(f.definition.readings for f in chosen)
+        assert len(chosen) == sum(1 for f in feeds if not f.definition.readings)
+    else:
+        assert sorted(f.name for f in chosen) == expected
+
+
+def test_an_unknown_feed_name_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown feed\(s\) bridge.*known: .*hotline-12345"):
+        select_feeds(load_feeds(BUILTIN_DIR), "hotline-12345,bridge")
