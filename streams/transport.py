@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from intervaltree import IntervalTree
 
 from streams.batches import BatchingConductor
 
@@ -74,8 +76,94 @@ def start_eagerly(coro: Awaitable[Any]) -> _Rest | None:
 FETCH_WAIT = 0.1
 
 
+def next_commit(acked: list[int], head: int) -> tuple[int | None, int]:
+    """The commit rule (pure): `acked` sorted, `head` the lowest offset not yet committed
+    that was or will be delivered. The offset to commit is the end of the run of
+    consecutive acked offsets that starts at `head`; None when `head` itself is not acked
+    (read and still being processed). Also how many leading entries of `acked` that used
+    up (those below `head` were committed already and are dropped too)."""
+    n = len(acked)
+    i = 0
+    while i < n and acked[i] < head:
+        i += 1
+    if i == n or acked[i] != head:
+        return None, i
+    end = head
+    while i < n and acked[i] <= end:  # duplicates cannot occur, but must not stop the run
+        end = acked[i] + 1
+        i += 1
+    return end, i
+
+
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer whose drain loop delivers records eagerly."""
+    """Faust's aiokafka consumer whose drain loop delivers records eagerly, and whose
+    commits never pass a record that was read but not yet acknowledged (faust issue 606).
+
+    **The commit rule.** Faust (`faust.transport.consumer.Consumer._new_offset`) commits
+    the end of the first run of consecutive acked offsets, and checks that the run starts
+    where the last commit left off with `min(acked) - committed > 1`: off by one (committed
+    5, acked 6 and 7: it commits 8, and 5 is never processed if the worker dies before 5 is
+    done), and not at all when nothing was committed yet (None) or the committed offset is
+    0. An agent with one actor acks in offset order and never meets the case; an agent with
+    `concurrency > 1` does: a slow batch is acked after the later batches its siblings
+    took, Faust commits past it, and a kill -9 during the slow batch loses it (faust-streaming
+    issue 606). Here the run must start at the head: the committed offset, or for a
+    partition with none, the first offset read since it was assigned or sought (offsets
+    below the first one read were never delivered and need no ack). Also the gaps Faust
+    records between two read offsets (compaction, transaction markers) included the later,
+    read offset itself, so that one counted as acked before it was; `_add_gap` leaves it out.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: per partition, the first offset read since it was assigned or sought
+        self._first_read: dict[TP, int] = {}
+
+    def _to_message(self, tp: TP, record: Any) -> Any:
+        self._first_read.setdefault(tp, record.offset)
+        return super()._to_message(tp, record)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        self._first_read.clear()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._first_read.pop(partition, None)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._first_read.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # the drain loop passes (last read + 1, the offset just read): the gap is before it
+        await super()._add_gap(tp, offset_from, offset_to - 1)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gaps: IntervalTree = self._gap[tp]
+        if gaps:  # gap offsets count as acked (as in Faust)
+            highest = max(acked)
+            below = sorted(gaps.overlap(0, highest), key=lambda iv: iv.begin)
+            if below:
+                filled = [o for iv in below for o in range(iv.begin, iv.end)]
+                acked.extend(filled)
+                gaps.chop(0, max(filled[-1] + 1, highest + 1))
+        acked.sort()
+        committed = self._committed_offset[tp]
+        first = self._first_read.get(tp)
+        heads = [h for h in (committed, first) if h is not None]
+        if not heads:  # acks, but no commit and nothing read since the last seek
+            return None
+        head = max(heads)
+        offset, used = next_commit(acked, head)
+        if used:
+            self._acked_index[tp].difference_update(acked[:used])
+            del acked[:used]
+        return offset
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
         callback = self.callback
