@@ -5,8 +5,12 @@
 redelivery or replay) the savepoint rolls back and the batch goes by binary COPY into a
 per-connection temporary staging table, then one `INSERT ... SELECT ... ON CONFLICT`.
 `insert` method: the same upsert as a pipelined executemany, for servers without
-COPY FROM STDIN. Either way a batch lands completely or not at all, and
-writing it again changes nothing (DO NOTHING) or refreshes the same values (DO UPDATE).
+COPY FROM STDIN. The `copy` method takes that path too for small batches (`small_batch`
+rows or fewer: a report on its way to a department, not telemetry): one round trip
+instead of the savepoint, COPY and release, which matters more than the COPY's speed
+when the batch is one row and the latency of every stage adds up. Either way a batch
+lands completely or not at all, and writing it again changes nothing (DO NOTHING) or
+refreshes the same values (DO UPDATE).
 
 The caller retries transient errors (`streams.retry.retry_transient`) and acknowledges
 Kafka offsets only after `write` returned.
@@ -97,10 +101,12 @@ class BatchWriter:
         method: Method = "copy",
         before_commit: Hook | None = None,
         optimistic: bool = True,
+        small_batch: int = 32,
     ) -> None:
         self.pool = pool
         self.method = method
         self.optimistic = optimistic
+        self.small_batch = small_batch
         self.fallbacks = 0  # batches that met existing keys and took the upsert path
         self.before_commit = before_commit  # more work in the same transaction
 
@@ -118,7 +124,7 @@ class BatchWriter:
                 if not rows:
                     results.append(WriteResult(0, 0))
                     continue
-                if self.method == "copy":
+                if self.method == "copy" and len(rows) > self.small_batch:
                     written = await self._copy_upsert(conn, spec, rows)
                 else:
                     written = await self._insert_upsert(conn, spec, rows)
