@@ -1,8 +1,17 @@
 """Stage `persist` (events): events.v1 -> the events hypertable, one idempotent batch write
-per batch; offsets acknowledged after the transaction."""
+per batch; offsets acknowledged after the transaction.
+
+`CITYBRAIN_PERSIST_CONCURRENCY` runs several actors of the agent, each writing its own
+batches: a batch may then be acked before an older one, and the consumer commits only up to
+the oldest batch not yet acked (`streams.transport.Consumer`, faust-streaming issue 606).
+
+Fault injection (tests and `citybrain chaos` only, off by default): with
+`CITYBRAIN_FAULT_SLOW_EVENT_ID` set, the batch holding that event sleeps
+`CITYBRAIN_FAULT_SLOW_SECONDS` before it is written."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 from typing import Any
@@ -70,7 +79,26 @@ async def _write(settings: Settings, rows: list[tuple[Any, ...]]) -> None:
     await writer.write(EVENTS, rows)
 
 
-@app.agent(events_topic, name="persist-events")
+async def _fault_slow_event(settings: Settings, rows: list[Any], sources: list[Any]) -> None:
+    """The fault-injection hook: sleep when the batch holds the slow event (off: no id)."""
+    slow = settings.fault_slow_event_id
+    if slow is None:
+        return
+    for row, event in zip(rows, sources, strict=True):
+        if row[0] == slow:
+            log.warning(
+                "fault injection: slow event",
+                event_id=slow,
+                topic=event.message.topic,
+                partition=event.message.partition,
+                offset=event.message.offset,
+                seconds=settings.fault_slow_seconds,
+            )
+            await asyncio.sleep(settings.fault_slow_seconds)
+            return
+
+
+@app.agent(events_topic, name="persist-events", concurrency=get_settings().persist_concurrency)
 async def persist_events(stream: faust.StreamT[bytes]) -> None:
     settings = get_settings()
     async for events in take_ready(stream, 2000, within=settings.batch_wait):
@@ -86,6 +114,7 @@ async def persist_events(stream: faust.StreamT[bytes]) -> None:
                     app, event, stage=STAGE, error=exc, reason="schema_violation"
                 )
         if rows:
+            await _fault_slow_event(settings, rows, sources)
             stored = len(rows)
             try:
                 await retry_transient(partial(_write, settings, rows), what=STAGE)

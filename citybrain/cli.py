@@ -1044,8 +1044,8 @@ def chaos(
         typer.Option(
             "--scenario",
             "-s",
-            help="worker-kills, broker-kill, database-stop, rebalances, poison, webhook-outage"
-            " (repeat; default: all).",
+            help="worker-kills, broker-kill, database-stop, rebalances, slow-event-kill,"
+            " poison, webhook-outage (repeat; default: all).",
         ),
     ] = None,
     scale: Annotated[
@@ -1054,7 +1054,8 @@ def chaos(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
 ) -> None:
     """Fault injection on the stack the settings name: kill -9 workers, kill the broker,
-    stop PostgreSQL, rebalance, poison pills, a webhook receiver down. Prints lost and
+    stop PostgreSQL, rebalance, kill -9 during a slow event under agent concurrency,
+    poison pills, a webhook receiver down. Prints lost and
     duplicate counts (all must be 0), recovery and stall times; exits 1 when one is not.
     Progress goes to stderr."""
     from citybrain.chaos.report import as_dict, render
@@ -1082,6 +1083,7 @@ def chaos(
             "down_for": t(60),
         },
         "rebalances": {"events": n(30_000), "rate": 300.0, "period": t(30), "cycles": 3},
+        "slow-event-kill": {"events": n(5000), "concurrency": 3, "slow_seconds": t(90)},
         "poison": {"good": 40},
         "webhook-outage": {"events": 200, "down_for": t(300)},
     }

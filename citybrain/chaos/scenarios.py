@@ -712,11 +712,152 @@ def webhook_outage(
     return result
 
 
+# --- 5. a slow event under agent concurrency, then kill -9 --------------------------------------
+@dataclass
+class SlowEventKill(Common):
+    concurrency: int = 0
+    slow_seconds: float = 0.0
+    slow_event_processed: bool = False
+    slow_partition: int | None = None  # of events.v1
+    slow_offset: int | None = None
+    committed_before_kill: int | None = None  # the group's, on the slow event's partition
+    committed_past_slow: bool = False  # the commit that the restart resumed from passed it
+    stored_before_kill: int = 0
+    killed_during_sleep: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return super().ok and self.slow_event_processed and self.killed_during_sleep
+
+
+def smoke_event_id(value: bytes) -> str:
+    """The event id normalize gives a raw smoke alarm of `traffic` (the feed's id fields)."""
+    import orjson
+
+    from citybrain.feeds.normalize import event_id_for
+
+    doc = orjson.loads(value)
+    return event_id_for("smoke-alarm", [doc["deviceSerial"], doc["alarmTime"], doc["alarmType"]])
+
+
+def committed_offset(settings: Settings, group: str, topic: str, partition: int) -> int | None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
+    )
+    try:
+        got = consumer.committed(TopicPartition(topic, partition))
+        return None if got is None else int(got)
+    finally:
+        consumer.close()
+
+
+def _slow_event_logged(worker: faults.Worker) -> dict[str, Any] | None:
+    """The persist stage's fault-injection line (the slow event's place), once logged."""
+    import orjson
+
+    for line in worker.log_tail(2_000_000).splitlines():
+        if "fault injection: slow event" in line:
+            with contextlib.suppress(ValueError):
+                found: dict[str, Any] = orjson.loads(line)
+                return found
+    return None
+
+
+def stored_event(settings: Settings, event_id: str) -> bool:
+    with traffic._conn(settings) as conn:
+        row = conn.execute("SELECT 1 FROM events WHERE event_id = %s LIMIT 1", (event_id,))
+        return row.fetchone() is not None
+
+
+def slow_event_then_kill(
+    settings: Settings,
+    events: int = 5000,
+    concurrency: int = 3,
+    slow_seconds: float = 90.0,
+    commit_wait: float = 5.0,
+    per_site: int = 100,
+    timeout: float = 600.0,
+    progress: Progress = _quiet,
+) -> SlowEventKill:
+    """The persist stage runs `concurrency` actors; the first event of the run sleeps
+    `slow_seconds` in it (the fault-injection hook) while the others, sent after it (the
+    first `per_site` share its partition of events.v1), are stored by the other actors and
+    their offsets acked and committed (all but one: the sleeping actor holds the event it
+    took next until its batch is done). The worker is killed (-9) during the sleep and
+    started again without the hook: the slow event must be stored (Faust's rule committed
+    past it: faust-streaming issue 606; `streams.transport.Consumer` does not)."""
+    result = SlowEventKill(concurrency=concurrency, slow_seconds=slow_seconds)
+    run = traffic.new_run_id()
+    items = traffic.records(run, events, per_site)
+    slow_id = smoke_event_id(items[0][1])
+    workers = faults.Workers(
+        settings, _log_dir(settings), CITYBRAIN_PERSIST_CONCURRENCY=str(concurrency)
+    )
+    started = time.monotonic()
+    try:
+        worker = workers.start(
+            CITYBRAIN_FAULT_SLOW_EVENT_ID=slow_id, CITYBRAIN_FAULT_SLOW_SECONDS=str(slow_seconds)
+        )
+        traffic.produce(settings, traffic.TOPIC, items[:1])
+        logged: dict[str, Any] | None = None
+
+        def sleeping() -> bool:
+            nonlocal logged
+            logged = _slow_event_logged(worker)
+            return logged is not None
+
+        if not traffic.wait_until(sleeping, 180.0, 0.5) or logged is None:
+            raise RuntimeError(f"the slow event never reached persist: {worker.log_tail()}")
+        slept_at = time.monotonic()
+        result.slow_partition, result.slow_offset = int(logged["partition"]), int(logged["offset"])
+        progress(
+            f"slow event at events.v1[{result.slow_partition}]@{result.slow_offset} sleeps"
+            f" {slow_seconds} s; sending {events - 1} more"
+        )
+        traffic.produce(settings, traffic.TOPIC, items[1:])
+        # all but the slow event and the one the sleeping actor took next: `take_ready`'s
+        # drainer holds it until the actor's batch is done
+        later = events - 2
+        if not traffic.wait_until(
+            lambda: traffic.stored_count(settings, run) >= later, slow_seconds, 0.5
+        ):
+            progress("the later events were not all stored during the sleep")
+        time.sleep(commit_wait)  # their offsets acked, and committed (every second)
+        result.stored_before_kill = traffic.stored_count(settings, run)
+        result.killed_during_sleep = (
+            time.monotonic() - slept_at < slow_seconds
+            and not stored_event(settings, slow_id)
+            and result.stored_before_kill >= later
+        )
+        worker.kill()
+        result.committed_before_kill = committed_offset(
+            settings, workers.app_id, "events.v1", result.slow_partition
+        )
+        result.committed_past_slow = (
+            result.committed_before_kill is not None
+            and result.committed_before_kill > result.slow_offset
+        )
+        progress(
+            f"kill -9 with {result.stored_before_kill}/{events} stored; events.v1"
+            f"[{result.slow_partition}] committed {result.committed_before_kill}"
+            f" (slow event at {result.slow_offset}); restarting without the slow hook"
+        )
+        workers.start()
+        _finish(result, settings, run, events, per_site, started, timeout)
+        result.slow_event_processed = stored_event(settings, slow_id)
+    finally:
+        workers.stop_all()
+    return result
+
+
 SCENARIOS: dict[str, Callable[..., Common]] = {
     "worker-kills": worker_kills,
     "broker-kill": broker_kill,
     "database-stop": database_stop,
     "rebalances": rebalances,
+    "slow-event-kill": slow_event_then_kill,
     "poison": poison,
     "webhook-outage": webhook_outage,
 }

@@ -59,3 +59,21 @@ def test_broker_hard_killed_loses_nothing(stack: Settings) -> None:
     )
     assert r.settled, r
     assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+
+
+def test_slow_event_under_concurrency_then_kill9_is_processed_after_restart(
+    stack: Settings,
+) -> None:
+    """faust-streaming issue 606: later batches acked first must not commit past it."""
+    r = scenarios.slow_event_then_kill(
+        stack,
+        events=400,
+        concurrency=3,
+        slow_seconds=40.0,
+        commit_wait=4.0,
+        per_site=50,
+        timeout=150,
+    )
+    assert r.killed_during_sleep, r
+    assert not r.committed_past_slow and r.slow_event_processed, r
+    assert r.settled and (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
