@@ -175,6 +175,13 @@ class Settings(BaseSettings):
         description="The same for feeds that send readings (the busy telemetry path): "
         "longer waits, larger batches, several times the throughput.",
     )
+    persist_concurrency: int = Field(
+        1,
+        ge=1,
+        description="Actors of the persist stage's agent (Faust `concurrency`): batches "
+        "written side by side. Acks then come out of offset order; commits stay behind the "
+        "oldest batch not yet written (see `streams.transport`).",
+    )
     kafka_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest",
         description="Where a new consumer group starts on a topic: its beginning (nothing "
@@ -196,6 +203,16 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "console"] = Field(
         "json", description="Structured logs as JSON lines or human-readable console lines."
+    )
+
+    # --- fault injection (tests and `citybrain chaos` only; off by default) ----------
+    fault_slow_event_id: str | None = Field(
+        None,
+        description="Fault injection, never in production: the persist stage sleeps "
+        "`CITYBRAIN_FAULT_SLOW_SECONDS` before writing the batch that holds this event id.",
+    )
+    fault_slow_seconds: float = Field(
+        0.0, description="Fault injection: how long the slow event's batch sleeps."
     )
 
     @property
