@@ -12,6 +12,7 @@ come from, across cell borders.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import sys
@@ -50,6 +51,13 @@ def cells_within(lon: float, lat: float, radius_m: float) -> list[str]:
     rings_lat = math.ceil(radius_m / (CELL_DEG * EARTH_M_PER_DEG))
     rings_lon = math.ceil(radius_m / (CELL_DEG * EARTH_M_PER_DEG * math.cos(math.radians(lat))))
     row, col = math.floor(lat / CELL_DEG), math.floor(lon / CELL_DEG)
+    return _cells_around(row, col, rings_lat, rings_lon)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cells_around(row: int, col: int, rings_lat: int, rings_lon: int) -> list[str]:
+    """The cell names of a block (cached: reports come from the same streets again and
+    again). Callers must not change the list."""
     return [
         f"c{row + dr}_{col + dc}"
         for dr in range(-rings_lat, rings_lat + 1)
@@ -464,19 +472,22 @@ class Correlator:
         loc = e.location
         cells = self._search_cells(e, family)
         if cells is not None:
-            pool: Iterable[Incident] = self._candidates(cells)
-        else:
-            pool = [
-                Incident(data)
-                for data in (
-                    *(
-                        self.by_district.get((loc.district, family.name), ())
-                        if loc.district
-                        else ()
-                    ),
-                    *self.by_cell.get("unlocated", ()),
-                )
-            ]
+            code = _FAMILY.codes.get(family.name)
+            if code is None:
+                return False  # no incident of the family was ever opened
+            by_cell = self.by_cell
+            for cell in cells:
+                for data in by_cell.get(cell, ()):
+                    if (data[_ATTRS] >> 20) & 0xFFF == code and Incident(data).has_key(key):
+                        return True
+            return False
+        pool = [
+            Incident(data)
+            for data in (
+                *(self.by_district.get((loc.district, family.name), ()) if loc.district else ()),
+                *self.by_cell.get("unlocated", ()),
+            )
+        ]
         return any(inc.has_key(key) for inc in pool if inc.family == family.name)
 
     @staticmethod
@@ -522,22 +533,13 @@ class Correlator:
                 ):
                     return inc
             return None
-        best: tuple[float, Incident] | None = None
         if cells is not None:
             # measure to the nearest report of each candidate
             assert loc.lon is not None and loc.lat is not None
-            for inc in self._candidates(cells):
-                if inc.family != family.name or inc.lon is None or inc.lat is None:
-                    continue
-                if e.source_kind not in family.sources or not self._in_window(
-                    inc, e.observed_at, family
-                ):
-                    continue
-                d = inc.nearest_m(loc.lon, loc.lat)
-                if d <= family.radius_m and (best is None or d < best[0]):
-                    best = (d, inc)
-            if best is not None:
-                return best[1]
+            if e.source_kind in family.sources:
+                best = self._nearest(cells, loc.lon, loc.lat, _us(e.observed_at), family)
+                if best is not None:
+                    return best
             # an incident opened by reports placed only by their district takes its place
             # from the first located report that fits it
             if loc.district is None or e.source_kind not in family.sources:
@@ -551,6 +553,40 @@ class Correlator:
         if loc.district is None:
             return None
         return self._best_by_text(e, family, located=None)
+
+    def _nearest(
+        self, cells: list[str], lon: float, lat: float, at_us: int, family: Family
+    ) -> Incident | None:
+        """The incident of the family, in the window, with a kept place nearest to (lon,
+        lat) and within the radius. The hot loop of correlation: it reads the arrays
+        directly and rejects places outside the radius's box before measuring."""
+        span = family.window_us
+        code = _FAMILY.codes.get(family.name)
+        if code is None:
+            return None  # no incident of this family was ever opened
+        radius = family.radius_m
+        box_lat = radius / EARTH_M_PER_DEG * 1e7 * 1.01 + 1  # the radius in 1e-7 degrees
+        box_lon = box_lat / max(math.cos(math.radians(lat)), 1e-6)
+        q_lat = round(lat * 1e7) + 900_000_000
+        q_lon = round(lon * 1e7) + 1_800_000_000
+        best_d, best = math.inf, None
+        by_cell = self.by_cell
+        for cell in cells:
+            for data in by_cell.get(cell, ()):
+                if data[_FIRST] - span > at_us or at_us > data[_LAST] + span:
+                    continue
+                if (data[_ATTRS] >> 20) & 0xFFF != code:
+                    continue
+                n = data[_SIZES] & 0xFF
+                for packed in data[_BODY : _BODY + n]:
+                    if abs((packed >> 32) - q_lat) > box_lat:
+                        continue
+                    if abs((packed & 0xFFFFFFFF) - q_lon) > box_lon:
+                        continue
+                    d = distance_m(lon, lat, *_unpack(packed))
+                    if d <= radius and d < best_d:
+                        best_d, best = d, data
+        return Incident(best) if best is not None else None
 
     def _signature(self, e: CanonicalEvent) -> frozenset[int]:
         """Where the caller says it is, as comparable bigrams (hashed): the place a coarse

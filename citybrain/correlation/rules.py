@@ -23,9 +23,11 @@ class Family(BaseModel):
     sources: list[str] = ["iot", "hotline", "open311"]
 
     _window: timedelta = PrivateAttr(default=timedelta(0))
+    _window_us: int = PrivateAttr(default=0)
 
     def model_post_init(self, context: object, /) -> None:
         self._window = timedelta(seconds=parse_duration(self.window))
+        self._window_us = self._window // timedelta(microseconds=1)
 
     @property
     def window_s(self) -> float:
@@ -34,6 +36,10 @@ class Family(BaseModel):
     @property
     def window_td(self) -> timedelta:
         return self._window
+
+    @property
+    def window_us(self) -> int:
+        return self._window_us
 
 
 class Rules(BaseModel):
