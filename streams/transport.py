@@ -10,7 +10,9 @@ it raced against `suspend_flow`, exactly as Faust does. A fetch waits at most 0.
 1 s), so that paused partitions are read again soon after they are resumed. The read
 offsets, gap tracking,
 periodic commits and stop handling are Faust's own, copied from
-`faust.transport.consumer.Consumer._drain_messages` (faust-streaming 0.15).
+`faust.transport.consumer.Consumer._drain_messages` (faust-streaming 0.15), except that a
+rebalance's seek to the committed offsets holds the stream partitions back and a delivery
+that spans such a seek leaves the read offset alone (`Consumer.perform_seek`).
 
 The transport also brings `streams.batches.BatchingConductor`, which delivers the raw feed
 topics to their agents a batch at a time.
@@ -118,14 +120,55 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         #: per partition, the first offset read since it was assigned or sought
         self._first_read: dict[TP, int] = {}
+        #: seeks to the committed offsets so far: a delivery that spans one does not set
+        #: the read offset (see `perform_seek` and the drain loop)
+        self._seeks = 0
 
     def _to_message(self, tp: TP, record: Any) -> Any:
         self._first_read.setdefault(tp, record.offset)
         return super()._to_message(tp, record)
 
     async def perform_seek(self) -> None:
-        await super().perform_seek()
-        self._first_read.clear()
+        """Seek every assigned partition to its committed offset, with the stream (not
+        changelog) partitions held back meanwhile.
+
+        Faust calls this at the end of a rebalance (`Recovery.on_recovery_completed`)
+        right after `resume_partitions`, with the flow already resumed, and resumes the
+        flow again afterwards, which clears every agent's queue. The seek runs in the
+        consumer's thread, and it sets the read offsets only when it returns; a fetch
+        that runs meanwhile in that thread delivers records from the committed position,
+        and the read offsets are then put back under them. The drain loop takes what it
+        reads next for a gap and counts the offsets in between as acked, while the
+        records it delivered in the window go with the queues Faust clears: never
+        processed, never fetched again (a kill -9 with a backlog, then a rebalance: about
+        100 records per partition lost or, with the commit head check, never committed).
+        Held back, no stream record is fetched or delivered until the positions and the
+        read offsets agree again; records fetched before the seek are dropped unread by
+        `getmany` (not active) and fetched again from the committed offset."""
+        active = self._get_active_partitions()
+        held = {tp for tp in active if not self._is_changelog_tp(tp)}
+        active.difference_update(held)
+        # pauses from before the rebalance are over (the queues were cleared); `getmany`
+        # would still hand over the fetched records of a partition marked as paused
+        self._buffered_partitions.difference_update(held)
+        generation = self.app.consumer_generation_id
+        self._seeks += 1
+        try:
+            await super().perform_seek()
+            self._first_read.clear()
+        finally:
+            if self.app.consumer_generation_id == generation:  # else: a rebalance set them
+                active.update(held - self._paused_partitions)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        """Fetch from a snapshot of the active partitions. The fetch runs later, in the
+        consumer's thread, and aiokafka reads an empty set as "every partition": Faust
+        checks the live set is not empty and passes it on, so a set emptied meanwhile
+        (`perform_seek` holding the stream partitions back, the last one paused) fetched
+        every partition, and `getmany` dropped the records of the inactive ones after
+        their positions had moved past them."""
+        snapshot = None if active_partitions is None else set(active_partitions)
+        return await super()._getmany(snapshot, timeout)
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
@@ -202,13 +245,18 @@ class Consumer(faust_aiokafka.Consumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
+                    seeks = self._seeks
                     if suspended():
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                     else:
                         rest = start_eagerly(callback(message))
                         if rest is not None:
                             await self.wait_first(rest, self.suspend_flow.wait())
-                    set_read_offset(tp, offset)
+                    if seeks == self._seeks or self._is_changelog_tp(tp):
+                        set_read_offset(tp, offset)
+                    # else: the partitions were sought to their committed offsets while this
+                    # record was being delivered; its read offset would be stale (ahead of
+                    # the new position: the records in between skipped as already read)
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
