@@ -43,6 +43,7 @@ from typing import Any
 
 from citybrain.bench.normalize import last_ready
 from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
+from citybrain.chaos.faults import start_group_at_end
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
@@ -408,8 +409,11 @@ def run_e2e_bench(
     for key, value in _gauge_messages(devices, backlog):
         producer.send(topic, key=key, value=value)
     producer.flush()
-    # the workers read this topic from its start; every other topic from its end
-    # (CITYBRAIN_KAFKA_OFFSET_RESET=latest): the history of other runs is not measured
+    # every existing topic from its end (committed: the history of other runs is not
+    # measured) and this one from its start; topics made later from their start (a reset
+    # to `latest` would skip what is written to a topic before its first assignment)
+    for g in {group, lag_group}:
+        start_group_at_end(settings, g)
     admin.alter_group_offsets(
         lag_group,
         {
@@ -422,7 +426,6 @@ def run_e2e_bench(
         **os.environ,
         "CITYBRAIN_FEEDS_DIR": str(work),
         "CITYBRAIN_APP_ID": group,
-        "CITYBRAIN_KAFKA_OFFSET_RESET": "latest",
         "CITYBRAIN_LOG_LEVEL": "INFO",  # "Worker ready" says a worker has its partitions
         "CITYBRAIN_LOG_FORMAT": "json",
     }
@@ -588,7 +591,8 @@ def run_e2e_bench(
     existing = set(admin.list_topics())
     admin.delete_topics([t for t in (topic, base_topic, f"{topic}.dlq") if t in existing])
     admin.close()
-    shutil.rmtree(work, ignore_errors=True)
+    if not os.environ.get("CITYBRAIN_BENCH_KEEP"):
+        shutil.rmtree(work, ignore_errors=True)
     return E2EResult(
         backlog=backlog,
         baseline_messages_per_s=round(base_rate),
