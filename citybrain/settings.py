@@ -167,8 +167,8 @@ class Settings(BaseSettings):
     )
     batch_wait: float = Field(
         0.1,
-        description="Seconds a stage waits to fill a batch once a record arrived: lower is "
-        "lower latency when traffic is light; a busy stage fills its batches anyway.",
+        description="Longest seconds a batch fills while its agent is busy (an idle agent gets "
+        "what has come at once; a busy one finds its next batch filled meanwhile).",
     )
     telemetry_batch_wait: float = Field(
         0.5,
