@@ -125,7 +125,11 @@ class Settings(BaseSettings):
         1.0, description="Seconds between passes over the outbox for due deliveries."
     )
     delivery_max_attempts: int = Field(
-        8, description="Attempts per delivery before it is dead-lettered."
+        14,
+        description="Attempts per delivery before it is dead-lettered. With the default "
+        "backoff (full jitter from 2 s, doubling, capped at 600 s) 14 attempts wait about "
+        "28 minutes on average (57 at most): an endpoint down for a while still gets its "
+        "tasks.",
     )
     delivery_backoff_base: float = Field(
         2.0, description="Seconds: the first retry waits up to this long, then doubling."
