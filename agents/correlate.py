@@ -34,6 +34,7 @@ from streams.app import app
 from streams.db import get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
+from streams.tables import put_many
 from streams.take import take_ready
 from streams.topics import TOPICS, declare_on_start, topic
 
@@ -169,9 +170,16 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
         if touched or statuses:
             dirty = {inc.cell for inc in [*touched.values(), *statuses]} | c.vacated
             c.vacated.clear()
-            for cell in dirty:
-                incs = c.incidents_in(cell)
-                cells[cell] = [to_json(i) for i in incs] if incs else None
+            # acknowledged by the broker before the batch is: after a kill -9 the state
+            # recovered from the changelog is never behind the committed offsets (through
+            # the producer's buffer it could be, and the next reports split incidents)
+            await put_many(
+                cells,
+                {
+                    cell: [to_json(i) for i in incs] if (incs := c.incidents_in(cell)) else None
+                    for cell in dirty
+                },
+            )
         if touched:
             # one message per incident and batch, carrying its state after the batch
             pending = [
