@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.normalize import last_ready
+from citybrain.bench.normalize import last_ready, stored_readings
 from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
 from citybrain.chaos.faults import start_group_at_end
 from citybrain.db.connect import connect
@@ -303,17 +303,9 @@ class _Paced(threading.Thread):
 class _Pipeline:
     """The workers under test and what is sampled of them."""
 
-    def __init__(self, settings: Settings, feed: str, topic: str, lag_group: str) -> None:
-        self.settings, self.feed = settings, feed
+    def __init__(self, settings: Settings, topic: str, lag_group: str) -> None:
         self.offsets = _Offsets(settings, lag_group, topic)
         self.procs: list[subprocess.Popen[bytes]] = []
-
-    def readings(self) -> int:
-        with connect(self.settings) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM readings WHERE feed = %s", (self.feed,)
-            ).fetchone()
-        return int(row[0]) if row else 0
 
     def sample(self) -> tuple[float, int, float, float, int]:
         """(time, readings stored, CPU seconds of all workers, largest RSS, lag). Stored
@@ -444,7 +436,7 @@ def run_e2e_bench(
         else {"all": {}}
     )
     metrics_ports = {role: free_port() for role in roles}
-    pipe = _Pipeline(settings, feed, topic, lag_group)
+    pipe = _Pipeline(settings, topic, lag_group)
     watcher = Watcher(settings)
     stage_batches: dict[str, dict[str, float]] = {}
     try:
@@ -557,7 +549,7 @@ def run_e2e_bench(
         load = phase("load", load_rate, load_seconds, backlog)
         latency = phase("latency", latency_rate, latency_seconds, backlog + load.messages)
         produced = backlog + load.messages + latency.messages
-        missing = max(0, 2 * produced - pipe.readings())
+        missing = max(0, 2 * produced - stored_readings(settings, feed))
         idle_db = idle_dispatch = None
         if idle > 0 and not pipe.dead():
             print(f"idle for {idle:.0f}s, then one probe ...", file=sys.stderr)

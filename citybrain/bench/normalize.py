@@ -45,7 +45,8 @@ class NormalizeBenchResult:
     seconds_to_drain: float
 
 
-def _readings(settings: Settings, feed: str) -> int:
+def stored_readings(settings: Settings, feed: str) -> int:
+    """Readings of a feed in the database (counted once, at the end of a run)."""
     with connect(settings) as conn:
         row = conn.execute("SELECT count(*) FROM readings WHERE feed = %s", (feed,)).fetchone()
     return int(row[0]) if row else 0
@@ -183,7 +184,7 @@ def run_normalize_bench(
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-        stored = _readings(settings, feed)
+        stored = stored_readings(settings, feed)
         with connect(settings) as conn:
             conn.execute("DELETE FROM readings WHERE feed = %s", (feed,))
         admin.delete_topics([topic])

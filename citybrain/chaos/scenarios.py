@@ -12,7 +12,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,36 @@ def _log_dir(settings: Settings) -> Path:
 
 
 # --- 1. kill -9 a worker again and again -------------------------------------------------------
+@dataclass
+class _Flow:
+    """A scenario's traffic: its run id, its workers (one started), the paced producer and
+    the sampler of what landed."""
+
+    run: str
+    workers: faults.Workers
+    worker: faults.Worker
+    paced: traffic.Paced
+    sampler: Sampler
+    started: float
+
+
+@contextlib.contextmanager
+def _flowing(settings: Settings, events: int, rate: float, per_site: int) -> Iterator[_Flow]:
+    """A fresh consumer group with one worker and `events` unique events flowing at
+    `rate`/s; every worker of the group is stopped on the way out."""
+    run = traffic.new_run_id()
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        worker = workers.start()
+        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
+        paced.start()
+        sampler = Sampler(settings, run).start()
+        yield _Flow(run, workers, worker, paced, sampler, started)
+    finally:
+        workers.stop_all()
+
+
 def worker_kills(
     settings: Settings,
     events: int = 100_000,
@@ -191,34 +221,26 @@ def worker_kills(
     at `rate`/s; a new worker is started at once. Recovery: from the kill until the next
     new row."""
     result = WorkerKills()
-    run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings))
-    started = time.monotonic()
-    try:
-        worker = workers.start()
-        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
-        paced.start()
-        sampler = Sampler(settings, run).start()
+    with _flowing(settings, events, rate, per_site) as f:
+        worker, sampler = f.worker, f.sampler
         rng = random.Random()  # noqa: S311 - kill timing, not cryptography
-        while result.kills < max_kills and time.monotonic() - started < timeout:
+        while result.kills < max_kills and time.monotonic() - f.started < timeout:
             time.sleep(rng.uniform(*every))
-            if paced.done.is_set() and sampler.last >= events:
+            if f.paced.done.is_set() and sampler.last >= events:
                 break
             worker.kill()
             killed = time.monotonic()
             result.kills += 1
-            worker = workers.start()
+            worker = f.workers.start()
             time.sleep(0.3)  # a commit sent just before the kill may still land
-            before = traffic.stored_count(settings, run)
+            before = traffic.stored_count(settings, f.run)
             took = _wait_progress(sampler, before, 180.0)
             took = None if took is None else time.monotonic() - killed
             if took is not None:
                 result.recoveries_s.append(round(took, 2))
             progress(f"kill {result.kills}: stored {before}/{events}, recovered in {took} s")
         sampler.stop()
-        _finish(result, settings, run, events, per_site, started, timeout)
-    finally:
-        workers.stop_all()
+        _finish(result, settings, f.run, events, per_site, f.started, timeout)
     result.recovery_p50_s = percentile(result.recoveries_s, 0.5)
     result.recovery_p99_s = percentile(result.recoveries_s, 0.99)
     return result
@@ -270,15 +292,9 @@ def broker_kill(
     """SIGKILL the broker `kill_after` s into the traffic, start it again `down_for` s
     later. A worker that died meanwhile is started again (counted)."""
     result = BrokerKill()
-    run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings))
-    started = time.monotonic()
     ends = events_topic_ends(settings)
-    try:
-        worker = workers.start()
-        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
-        paced.start()
-        sampler = Sampler(settings, run).start()
+    with _flowing(settings, events, rate, per_site) as f:
+        worker, sampler = f.worker, f.sampler
         time.sleep(kill_after)
         progress(f"broker kill -9 (stored {sampler.last}/{events})")
         killed_at = time.monotonic() - sampler.t0
@@ -292,17 +308,15 @@ def broker_kill(
             if not worker.alive():
                 result.worker_restarts += 1
                 progress("worker exited; starting another")
-                worker = workers.start()
-            if paced.done.is_set() and sampler.last >= events:
+                worker = f.workers.start()
+            if f.paced.done.is_set() and sampler.last >= events:
                 break
             time.sleep(1)
         sampler.stop()
-        _finish(result, settings, run, events, per_site, started, timeout)
+        _finish(result, settings, f.run, events, per_site, f.started, timeout)
         result.stall_s = sampler.longest_stall(since=killed_at)
-        result.copies_on_events_topic = events_topic_copies(settings, run, ends)
+        result.copies_on_events_topic = events_topic_copies(settings, f.run, ends)
         result.duplicates_absorbed = max(0, result.copies_on_events_topic - events)
-    finally:
-        workers.stop_all()
     return result
 
 
@@ -321,14 +335,8 @@ def database_stop(
     Lag: records sent minus rows stored; catch-up: from the restart until everything sent
     by then is stored."""
     result = DatabaseStop()
-    run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings))
-    started = time.monotonic()
-    try:
-        workers.start()
-        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
-        paced.start()
-        sampler = Sampler(settings, run).start()
+    with _flowing(settings, events, rate, per_site) as f:
+        paced, sampler = f.paced, f.sampler
         lag_stop = threading.Event()
 
         def watch_lag() -> None:
@@ -351,9 +359,7 @@ def database_stop(
             result.catch_up_s = round(time.monotonic() - back, 1)
         lag_stop.set()
         sampler.stop()
-        _finish(result, settings, run, events, per_site, started, timeout)
-    finally:
-        workers.stop_all()
+        _finish(result, settings, f.run, events, per_site, f.started, timeout)
     return result
 
 
@@ -398,14 +404,8 @@ def rebalances(
 ) -> Rebalances:
     """One worker stays; a second joins and leaves (clean stop) every `period` s."""
     result = Rebalances()
-    run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings))
-    started = time.monotonic()
-    try:
-        workers.start()
-        paced = traffic.Paced(settings, traffic.TOPIC, traffic.records(run, events, per_site), rate)
-        paced.start()
-        sampler = Sampler(settings, run).start()
+    with _flowing(settings, events, rate, per_site) as f:
+        workers, sampler = f.workers, f.sampler
         for cycle in range(cycles):
             time.sleep(period)
             second = workers.start()
@@ -416,7 +416,7 @@ def rebalances(
             result.leaves += 1
             progress(f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})")
         sampler.stop()
-        _finish(result, settings, run, events, per_site, started, timeout)
+        _finish(result, settings, f.run, events, per_site, f.started, timeout)
         behind: list[str] = []
 
         def caught_up() -> bool:
@@ -427,8 +427,6 @@ def rebalances(
         traffic.wait_until(caught_up, 90.0, 2.0)
         result.unconsumed = behind
         result.unconsumed_partitions = len(behind)
-    finally:
-        workers.stop_all()
     return result
 
 
