@@ -143,7 +143,8 @@ class BatchQueue(ThrowableQueue):
     def __init__(self, consumer: Any, close_when_idle: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.consumer = consumer
-        self.paused: set[TP] = set()
+        # a dict, not a set: partitions resume in the order they were paused
+        self.paused: dict[TP, None] = {}
         self.close_when_idle = close_when_idle
         self.opened: list[_OpenBatch] = []  # the open batches of the channels it queues for
         self.waiting_agent = False  # the agent waits on an empty queue
@@ -151,7 +152,7 @@ class BatchQueue(ThrowableQueue):
     def pause(self, tp: TP) -> None:
         """Stop fetching a partition (records already fetched are still delivered)."""
         if tp not in self.paused:
-            self.paused.add(tp)
+            self.paused[tp] = None
             self.consumer.on_buffer_full(tp)
 
     def resume(self) -> None:

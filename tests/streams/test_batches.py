@@ -59,7 +59,7 @@ def test_an_agent_never_waits_on_an_empty_queue_with_partitions_paused() -> None
     async def scenario() -> list[tuple[str, int]]:
         partitions = Partitions()
         queue = _queue(partitions)
-        queue.paused.add(TP("raw.iot.x", 0))  # paused, and then the queue was cleared
+        queue.paused[TP("raw.iot.x", 0)] = None  # paused, and then the queue was cleared
         getter = asyncio.ensure_future(queue.get())
         await asyncio.sleep(0)
         calls = list(partitions.calls)
