@@ -35,7 +35,7 @@ def run_maintenance(settings: Settings) -> str:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return (
         f"partitions +{report.partitions_created} -{report.partitions_dropped}, "
-        f"refreshed {len(report.refreshed)} views"
+        f"refreshed {len(report.refreshed)} aggregates ({report.ranges_recomputed} bucket ranges)"
     )
 
 

@@ -138,6 +138,17 @@ def _probe(run: str, n: int) -> tuple[str, bytes, str]:
     return ticket, json.dumps(doc, ensure_ascii=False).encode(), incident
 
 
+def dispatch_topics(settings: Settings) -> list[str]:
+    """The departments' Kafka topics the dispatch stage delivers to."""
+    from citybrain.dispatch.channels import Channels
+    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+
+    routing = load_routing(
+        settings.departments_file or DEPARTMENTS_FILE, settings.routes_file or ROUTES_FILE
+    )
+    return Channels.of(routing, os.environ).kafka_topics()
+
+
 # --- phase 1: the baseline ---------------------------------------------------------------
 def baseline(settings: Settings, topic: str, expected: int) -> float:
     """Readings/s of a plain consumer that decodes and COPYs, nothing else."""
@@ -381,6 +392,11 @@ def run_e2e_bench(
     ]
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
     admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in (topic, base_topic)])
+    # the departments' topics exist before the watcher subscribes to them: a pattern
+    # subscription finds a topic created later only at its next metadata refresh (5 min)
+    missing = set(dispatch_topics(settings)) - set(admin.list_topics())
+    if missing:
+        admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in sorted(missing)])
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_list,
         acks="all",

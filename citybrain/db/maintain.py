@@ -1,7 +1,8 @@
 """Housekeeping that plain PostgreSQL mode needs and TimescaleDB does by itself.
 
 Plain mode: create partitions ahead of time, drop those past retention, refresh the
-dashboard views. TimescaleDB mode: its policies do all this; here only a manual refresh of
+dashboard aggregates (the buckets the inserts since the last refresh touched: migration
+0007's invalidation log). TimescaleDB mode: its policies do all this; here only a manual refresh of
 the continuous aggregates is offered.
 """
 
@@ -24,6 +25,7 @@ class MaintenanceReport:
     partitions_created: int = 0
     partitions_dropped: int = 0
     refreshed: list[str] = field(default_factory=list)
+    ranges_recomputed: int = 0
 
 
 def maintain(
@@ -47,14 +49,18 @@ def maintain(
                 (t.name, t.retention_days),
             ).fetchone()
             report.partitions_dropped += int(row[0]) if row else 0
+    incremental = conn.execute("SELECT to_regclass('aggregate_invalidations')").fetchone()
     for agg in AGGREGATES:
-        refresh_view(conn, agg.name)
+        if incremental and incremental[0] is not None:
+            report.ranges_recomputed += refresh_aggregate(conn, agg.name, agg.bucket)
+        else:  # a database not yet migrated to 0007: still materialised views
+            refresh_view(conn, agg.name)
         report.refreshed.append(agg.name)
     return report
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:
-    """Refresh a plain-mode materialised view, concurrently once it has been populated."""
+    """Before migration 0007: refresh a materialised view (concurrently once populated)."""
     row = conn.execute(
         "SELECT relispopulated FROM pg_class WHERE oid = %s::regclass", (name,)
     ).fetchone()
@@ -62,6 +68,16 @@ def refresh_view(conn: psycopg.Connection, name: str) -> None:
     conn.execute(
         sql.SQL("REFRESH MATERIALIZED VIEW {}{}").format(concurrently, sql.Identifier(name))
     )
+
+
+def refresh_aggregate(conn: psycopg.Connection, name: str, bucket: str) -> int:
+    """Plain mode: recompute the buckets of one aggregate table that inserts made stale
+    since its last refresh (one transaction); returns the merged ranges recomputed."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT citybrain_refresh_aggregate(%s, %s::interval)", (name, bucket)
+        ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def refresh_continuous_aggregates(conn: psycopg.Connection) -> list[str]:

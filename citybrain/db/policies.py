@@ -2,7 +2,8 @@
 
 TimescaleDB mode uses its own jobs (`add_*_policy`); plain PostgreSQL mode has no job
 scheduler, so `citybrain db maintain` (and the worker's timer) drops old partitions and
-refreshes the materialised views instead.
+refreshes the aggregate tables instead (only the buckets written since the last refresh,
+migration 0007).
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ class Aggregate:
     """A dashboard aggregate (continuous aggregate or materialised view)."""
 
     name: str
+    bucket: str  # the bucket width (interval literal)
     start_offset: str
     end_offset: str
     schedule: str
 
 
 AGGREGATES: tuple[Aggregate, ...] = (
-    Aggregate("incidents_hourly", "3 days", "1 hour", "5 minutes"),
-    Aggregate("readings_5m", "1 day", "5 minutes", "1 minute"),
-    Aggregate("sla_daily", "30 days", "1 day", "1 hour"),
+    Aggregate("incidents_hourly", "1 hour", "3 days", "1 hour", "5 minutes"),
+    Aggregate("readings_5m", "5 minutes", "1 day", "5 minutes", "1 minute"),
+    Aggregate("sla_daily", "1 day", "30 days", "1 day", "1 hour"),
 )
 
 

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from psycopg import sql
 
 from citybrain.db.migrate import MigrationError, load_migrations, migrate
 from citybrain.db.status import read_status
 from citybrain.settings import Settings
-from citybrain.stack import PostgresService
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def scratch(stack: Settings) -> Iterator[Settings]:
-    """Settings pointing at a throw-away database owned by the writer role."""
-    name = f"scratch_{uuid.uuid4().hex[:10]}"
-    admin = PostgresService(stack).superuser_conninfo()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(stack.db_user)
-            )
-        )
-    yield stack.model_copy(update={"db_name": name})
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_migrate_applies_everything_once_and_records_it(scratch: Settings) -> None:
@@ -69,7 +48,7 @@ def test_plain_mode_partitions_views_and_status(scratch: Settings) -> None:
             "('i1', now(), 'opened', 'open', 'fire', '310101', 1, 1),"
             "('i2', now(), 'opened', 'open', 'fire', '310101', 2, 3)"
         )
-        conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY incidents_hourly")
+        conn.execute("SELECT citybrain_refresh_aggregate('incidents_hourly', '1 hour')")
         row = conn.execute(
             "SELECT incidents FROM incidents_hourly WHERE district = '310101'"
         ).fetchone()
