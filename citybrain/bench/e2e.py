@@ -394,9 +394,9 @@ def run_e2e_bench(
     admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in (topic, base_topic)])
     # the departments' topics exist before the watcher subscribes to them: a pattern
     # subscription finds a topic created later only at its next metadata refresh (5 min)
-    missing = set(dispatch_topics(settings)) - set(admin.list_topics())
-    if missing:
-        admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in sorted(missing)])
+    absent = set(dispatch_topics(settings)) - set(admin.list_topics())
+    if absent:
+        admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in sorted(absent)])
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_list,
         acks="all",
