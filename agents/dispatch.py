@@ -82,6 +82,11 @@ department_topics = {
 }
 declare_on_start(app, dead_letters)
 _wake = asyncio.Event()  # set when new deliveries are queued
+#: seconds a delivery is leased to the worker sending it (then any worker may retry it)
+LEASE_S = 60.0
+#: deliveries the dispatch agent sends itself at once; beyond, the outbox loop takes them
+DIRECT_MAX = 200
+_in_flight: set[asyncio.Future[None]] = set()
 
 
 def wake_outbox() -> None:
@@ -112,8 +117,9 @@ async def dispatch(stream: faust.StreamT[bytes]) -> None:
             latest[incident.incident_id] = incident
             by_incident[incident.incident_id] = event
         if latest:
+            direct = len(_in_flight) < DIRECT_MAX  # else the outbox loop delivers them
             queued, unknown, failed = await retry_transient(
-                partial(_dispatch, settings, list(latest.values())), what=STAGE
+                partial(_dispatch, settings, list(latest.values()), direct), what=STAGE
             )
             for incident_id in unknown:
                 await send_dead_letter(
@@ -131,22 +137,26 @@ async def dispatch(stream: faust.StreamT[bytes]) -> None:
                     error=error,
                     reason="planning_failed",
                 )
-            if queued:
+            if queued and direct:
+                _deliver_now(queued)
+            elif queued:
                 wake_outbox()
         RECORDS.labels(STAGE, "ok").inc(len(events))
         BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def _dispatch(
-    s: Settings, incidents: list[IncidentView]
-) -> tuple[int, list[str], list[tuple[str, Exception]]]:
-    """Plan and store the batch; the outbox rows queued, the incidents not stored (whose
-    messages cannot be dispatched: the correlate stage writes the row before the message),
-    and the incidents whose planning or storing raised (each in its own savepoint, so one
-    poison pill is dead-lettered and the rest of the batch is dispatched)."""
+    s: Settings, incidents: list[IncidentView], direct: bool = False
+) -> tuple[list[Outgoing], list[str], list[tuple[str, Exception]]]:
+    """Plan and store the batch; the outbox rows queued (leased to this worker when
+    `direct`), the incidents not stored (whose messages cannot be dispatched: the correlate
+    stage writes the row before the message), and the incidents whose planning or storing
+    raised (each in its own savepoint, so one poison pill is dead-lettered and the rest of
+    the batch is dispatched)."""
     pool = await get_pool(s)
     now = datetime.now(UTC)
-    queued = 0
+    lease = (now, LEASE_S) if direct else None
+    queued: list[Outgoing] = []
     failed: list[tuple[str, Exception]] = []
     async with pool.connection() as conn, conn.transaction():
         stored = await stored_incidents(conn, [i.incident_id for i in incidents])
@@ -163,6 +173,7 @@ async def _dispatch(
                         incident.incident_id,
                         CHANNELS.of_department,
                         s.delivery_max_attempts,
+                        lease,
                     )
             except TRANSIENT:
                 raise  # the database is away: the whole batch is retried
@@ -172,6 +183,15 @@ async def _dispatch(
                 )
                 failed.append((incident.incident_id, exc))
     return queued, unknown, failed
+
+
+def _deliver_now(queued: list[Outgoing]) -> None:
+    """Send what the agent just queued (leased to it) without waiting for it: the
+    stored lease, not this task, is what makes a delivery happen once."""
+    for item in queued:
+        future = asyncio.ensure_future(_deliver_one(item))
+        _in_flight.add(future)
+        future.add_done_callback(_in_flight.discard)
 
 
 # --- the outbox --------------------------------------------------------------------------------
@@ -197,7 +217,7 @@ async def deliver() -> None:
         try:
             pool = await get_pool(settings)
             async with pool.connection() as conn, conn.transaction():
-                claimed = await claim_deliveries(conn, datetime.now(UTC), 60.0, 200)
+                claimed = await claim_deliveries(conn, datetime.now(UTC), LEASE_S, 200)
         except Exception as exc:  # the database is away: try again on the next tick
             log.warning("outbox unavailable", error=str(exc))
             return
@@ -289,8 +309,8 @@ async def _escalate(s: Settings) -> int:
     async with pool.connection() as conn, conn.transaction():
         for task in await due_tasks(conn, now, 500):
             plan = plan_escalations(task, CTX, now, CTX.routing.operations_center)
-            queued += await save_plan(
-                conn, plan, None, CHANNELS.of_department, s.delivery_max_attempts
+            queued += len(
+                await save_plan(conn, plan, None, CHANNELS.of_department, s.delivery_max_attempts)
             )
     return queued
 

@@ -127,10 +127,14 @@ async def save_plan(
     incident_id: str | None,
     destinations: Callable[[str], Iterable[str]],
     max_attempts: int,
-) -> int:
+    lease: tuple[datetime, float] | None = None,
+) -> list[Outgoing]:
     """Store a plan: tasks upserted, history appended, one outbox row per message and
     destination (a message id seen before is not queued again), the incident's status.
-    Returns the number of outbox rows queued."""
+    Returns the outbox rows queued. With `lease` (now, seconds) they are queued already
+    leased to this worker, which delivers them itself right after the commit (no claim,
+    no wait for the outbox loop); if it dies first, the lease runs out and any worker's
+    outbox delivers them."""
     if plan.tasks:
         cols = ", ".join(TASK_COLUMNS)
         marks = ", ".join(["%s"] * len(TASK_COLUMNS))
@@ -163,30 +167,32 @@ async def save_plan(
                     for h in plan.history
                 ],
             )
-    outbox = [
-        (
-            m.message_id,
-            destination,
-            m.dispatch_id,
-            m.department,
-            m.kind,
-            Jsonb(dict(m.payload)),
-            max_attempts,
-        )
+    rows = [
+        (m.message_id, destination, m.dispatch_id, m.department, m.kind, Jsonb(dict(m.payload)))
         for m in plan.messages
         for destination in destinations(m.department)
     ]
-    queued = 0
-    if outbox:
-        async with conn.cursor() as cur:
-            for row in outbox:  # one statement per row to count the new ones
-                await cur.execute(
-                    "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id,"
-                    " department, kind, payload, max_attempts)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    row,
-                )
-                queued += cur.rowcount
+    queued: list[Outgoing] = []
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        async with conn.cursor(row_factory=dict_row) as cur:
+            # one statement for every row; RETURNING gives the new ones only
+            await cur.execute(
+                "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id, department,"
+                " kind, payload, max_attempts, next_attempt_at)"
+                " SELECT m, d, i, dep, k, p, %s,"
+                " COALESCE(%s::timestamptz + make_interval(secs => %s), now())"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::jsonb[]) AS r(m, d, i, dep, k, p)"
+                " ON CONFLICT DO NOTHING RETURNING *",
+                (
+                    max_attempts,
+                    lease[0] if lease else None,
+                    lease[1] if lease else 0.0,
+                    *(list(c) for c in columns),
+                ),
+            )
+            queued = [_outgoing(r) for r in await cur.fetchall()]
     if incident_id is not None and plan.incident_status is not None:
         await conn.execute(
             "UPDATE incidents SET status = %s, updated_at = now(), version = version + 1"
@@ -228,26 +234,28 @@ async def claim_deliveries(
             {"now": now, "lease": lease_s, "limit": limit},
         )
         rows = await cur.fetchall()
-    return [
-        Outgoing(
-            Delivery(
-                delivery_id=r["message_id"],
-                dispatch_id=r["dispatch_id"],
-                destination=r["destination"],
-                status=r["status"],
-                attempts=r["attempts"],
-                max_attempts=r["max_attempts"],
-                last_error=r["last_error"],
-                next_attempt_at=r["next_attempt_at"],
-                created_at=r["created_at"],
-                sent_at=r["sent_at"],
-            ),
-            r["department"],
-            r["kind"],
-            dict(r["payload"]),
-        )
-        for r in rows
-    ]
+    return [_outgoing(r) for r in rows]
+
+
+def _outgoing(r: dict[str, Any]) -> Outgoing:
+    """An outbox row as a delivery on its way."""
+    return Outgoing(
+        Delivery(
+            delivery_id=r["message_id"],
+            dispatch_id=r["dispatch_id"],
+            destination=r["destination"],
+            status=r["status"],
+            attempts=r["attempts"],
+            max_attempts=r["max_attempts"],
+            last_error=r["last_error"],
+            next_attempt_at=r["next_attempt_at"],
+            created_at=r["created_at"],
+            sent_at=r["sent_at"],
+        ),
+        r["department"],
+        r["kind"],
+        dict(r["payload"]),
+    )
 
 
 async def record_delivery(conn: AsyncConnection[Any], after: Delivery, attempt: Attempt) -> None:

@@ -1,0 +1,85 @@
+"""The dispatch stage's tables on the real PostgreSQL: a plan's outbox rows are queued once
+(a replanned message is not queued again), and rows queued leased to the dispatching
+worker are not claimed by any outbox until the lease runs out; rows queued without a lease
+are due at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import AsyncConnection
+
+from citybrain.dispatch.plan import plan_incident
+from citybrain.settings import Settings
+from streams.dispatch_store import Outgoing, claim_deliveries, save_plan, tasks_of_incidents
+from tests.citybrain.dispatch.test_plan import CTX, incident
+
+pytestmark = pytest.mark.integration
+
+
+def _destinations(department: str) -> list[str]:
+    return [f"kafka:dispatch.{department}.v1"]
+
+
+def _store_incident(stack: Settings, incident_id: str) -> None:
+    with psycopg.connect(stack.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO incidents (incident_id, category, priority, status, first_seen,"
+            " last_seen) VALUES (%s, 'gas_leak', 1, 'open', now(), now())",
+            (incident_id,),
+        )
+
+
+async def _plan_and_save(
+    stack: Settings, incident_id: str, lease: tuple[datetime, float] | None
+) -> list[Outgoing]:
+    conn = await AsyncConnection.connect(stack.conninfo())
+    try:
+        async with conn.transaction():
+            existing = await tasks_of_incidents(conn, [incident_id])
+            view = incident("gas_leak", 1, incident_id=incident_id)
+            plan = plan_incident(view, existing[incident_id], CTX, datetime.now(UTC))
+            return await save_plan(conn, plan, incident_id, _destinations, 5, lease)
+    finally:
+        await conn.close()
+
+
+async def _claim(stack: Settings, now: datetime) -> set[str]:
+    """What an outbox would claim at `now` (rolled back: the stack's other rows stay due)."""
+    conn: AsyncConnection[Any] = await AsyncConnection.connect(stack.conninfo())
+    try:
+        async with conn.transaction(force_rollback=True):
+            return {i.message_id for i in await claim_deliveries(conn, now, 60.0, 100_000)}
+    finally:
+        await conn.close()
+
+
+def test_a_plan_is_queued_once_and_leased_rows_wait_for_their_lease(stack: Settings) -> None:
+    incident_id = f"inc-store-{uuid.uuid4().hex[:8]}"
+    _store_incident(stack, incident_id)
+    now = datetime.now(UTC)
+    queued = asyncio.run(_plan_and_save(stack, incident_id, (now, 60.0)))
+    assert queued and all(q.delivery.status == "pending" for q in queued)
+    assert {q.department for q in queued} >= {"gas-pudong"}
+    assert all(q.delivery.next_attempt_at > now + timedelta(seconds=59) for q in queued)
+    # planned again (a redelivered incident message): nothing new to send
+    assert asyncio.run(_plan_and_save(stack, incident_id, (now, 60.0))) == []
+    # no outbox takes them while the lease holds; after it, one does (the sender died)
+    ids = {q.message_id for q in queued}
+    assert asyncio.run(_claim(stack, datetime.now(UTC))) & ids == set()
+    assert asyncio.run(_claim(stack, now + timedelta(seconds=61))) & ids == ids
+
+
+def test_rows_queued_without_a_lease_are_due_at_once(stack: Settings) -> None:
+    incident_id = f"inc-store-{uuid.uuid4().hex[:8]}"
+    _store_incident(stack, incident_id)
+    queued = asyncio.run(_plan_and_save(stack, incident_id, None))
+    ids = {q.message_id for q in queued}
+    assert (
+        asyncio.run(_claim(stack, datetime.now(UTC) + timedelta(seconds=1))) & ids == ids != set()
+    )
