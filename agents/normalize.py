@@ -117,11 +117,28 @@ def prepare(
 async def finish(
     feed: Feed, table: TableT | None, messages: list[Message], out: BatchOutput, failures: Failures
 ) -> None:
-    """Store and send what a batch produced: readings and contacts (one transaction), the
-    events (waiting for the broker's acks), the dead letters, then the devices' alarm
-    states. Safe to run again (upserts, at-least-once sends)."""
+    """Store and send what a batch produced: readings and contacts (one transaction) while
+    the events go out (no stage reads those rows, so a report does not wait for them), the
+    dead letters, then, both acknowledged, the devices' alarm states. Safe to run again
+    (upserts, at-least-once sends)."""
+    stored = None
     if out.readings or out.contacts:
-        await retry_transient(partial(_write, settings, out), what=f"{STAGE}-{feed.name}")
+        stored = asyncio.ensure_future(
+            retry_transient(partial(_write, settings, out), what=f"{STAGE}-{feed.name}")
+        )
+    try:
+        await _send(feed, messages, out, failures)
+    finally:
+        if stored is not None:
+            await stored  # its error, if any, fails the batch: retried, nothing committed
+    if table is not None and out.states:
+        # after the events: a state that says "alarm raised" never outlives its event
+        await put_many(table, out.states)
+    RECORDS.labels(STAGE, "ok").inc(out.ok)
+
+
+async def _send(feed: Feed, messages: list[Message], out: BatchOutput, failures: Failures) -> None:
+    """The events and dead letters of a batch, acknowledged by the broker."""
     pending = []
     for event in out.events:
         key = correlation_key(event.location.lon, event.location.lat, event.location.district)
@@ -136,10 +153,6 @@ async def finish(
         )
     if pending:
         await asyncio.gather(*pending)
-    if table is not None and out.states:
-        # after the events: a state that says "alarm raised" never outlives its event
-        await put_many(table, out.states)
-    RECORDS.labels(STAGE, "ok").inc(out.ok)
 
 
 def _register(feed: Feed) -> None:
