@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -122,6 +123,8 @@ def worker() -> None:
     from citybrain.metrics import serve_metrics
 
     configure_logging(settings.log_level, settings.log_format)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # threads and children started later inherit it
     try:
         serve_metrics(settings.metrics_port)
     except OSError as exc:
@@ -937,11 +940,14 @@ def bench_e2e(
         for key, value in data.items():
             if key in ("load", "latency"):
                 series = value.pop("lag_series")
+                hops = value.pop("hops_ms", {})
                 for k, v in value.items():
                     if k != "name":
                         flat[f"{key}.{k}"] = v
                 step = max(1, len(series) // 12)
                 flat[f"{key}.lag_series"] = " ".join(f"{t:.0f}s:{lag}" for t, lag in series[::step])
+                for hop, (p50, p99) in hops.items():
+                    flat[f"{key}.hop {hop} p50/p99 ms"] = f"{p50} / {p99}"
             elif key == "stage_batches":
                 for stage, b in value.items():
                     flat[f"stage {stage}"] = (

@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         "path) or comma-separated feed names. Run telemetry in a worker of its own (its "
         "own `CITYBRAIN_APP_ID`) and its bulk never delays a report.",
     )
+    worker_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="CPU niceness the worker takes at start (0-19; higher yields the CPU "
+        "sooner). On a machine the workers share, give the telemetry worker 10: its bulk "
+        "then waits for the report path instead of the other way round.",
+    )
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
     maintenance_interval: float = Field(
