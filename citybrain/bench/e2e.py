@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
+import queue
 import shutil
 import statistics
 import subprocess
@@ -69,6 +71,9 @@ class Phase:
     produce_to_dispatch_p50_ms: float | None = None
     produce_to_dispatch_p99_ms: float | None = None
     probes: int = 0
+    # where a probe's time goes: each hop's p50 and p99 in ms, from the Kafka timestamps of
+    # its messages (produced -> events.v1 -> correlate.v1 -> incidents.v1 -> dispatch)
+    hops_ms: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     worker_cpu_cores: float = 0.0  # all workers together
     worker_rss_max_mib: float = 0.0  # the largest worker
     lag_series: list[tuple[float, int]] = field(default_factory=list)
@@ -91,6 +96,11 @@ class E2EResult:
     idle_probe_to_dispatch_ms: float | None
     # per stage: batches, mean records a batch, mean and total seconds in batch bodies
     stage_batches: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+HOP_TOPICS = ("events.v1", "correlate.v1", "incidents.v1")
+#: the hops of a report, named by the stage that takes it to the next topic
+HOPS = ("normalize", "route", "correlate", "dispatch+outbox")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -203,29 +213,49 @@ class Watcher:
         self.sent: dict[str, tuple[float, str]] = {}  # event id -> (produced at, incident)
         self.in_db: dict[str, float] = {}
         self.dispatched: dict[str, float] = {}  # incident -> first dispatch message
+        # the first message of each probe (event id) or its incident on each topic of its
+        # way: topic -> key -> the message's timestamp (s, set by the stage producing it)
+        self.seen: dict[str, dict[str, float]] = {t: {} for t in (*HOP_TOPICS, "dispatch")}
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self._poll_db, daemon=True),
             threading.Thread(target=self._consume_dispatches, daemon=True),
+            threading.Thread(target=self._consume_hops, daemon=True),
         ]
         for t in self.threads:
             t.start()
 
     def _poll_db(self) -> None:
-        with connect(self.settings, autocommit=True) as conn:
+        """Hand the probes to the database poller, a process of its own (in this one it
+        would wait for the GIL behind the producer's thread and add that to the figures),
+        and collect when it saw their rows."""
+        context = multiprocessing.get_context("spawn")
+        ids: Any = context.Queue()
+        found: Any = context.Queue()
+        poller = context.Process(
+            target=poll_events, args=(self.settings.conninfo(), ids, found), daemon=True
+        )
+        poller.start()
+        handed: set[str] = set()
+        try:
             while not self.stop.is_set():
-                waiting = [e for e in list(self.sent) if e not in self.in_db]
-                if waiting:
-                    rows = conn.execute(
-                        "SELECT event_id FROM events WHERE event_id = ANY(%s)", (waiting,)
-                    ).fetchall()
-                    now = time.time()
-                    for (event_id,) in rows:
-                        self.in_db.setdefault(event_id, now)
-                time.sleep(0.005)
+                for event_id in [e for e in list(self.sent) if e not in handed]:
+                    ids.put(event_id)
+                    handed.add(event_id)
+                while True:
+                    try:
+                        event_id, at = found.get(timeout=0.005)
+                    except queue.Empty:
+                        break
+                    self.in_db.setdefault(event_id, at)
+        finally:
+            ids.put(None)
+            poller.join(5)
+            if poller.is_alive():
+                poller.kill()
 
     def _consume_dispatches(self) -> None:
-        from kafka import KafkaConsumer
+        from kafka import KafkaConsumer, KafkaProducer
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_list,
@@ -234,14 +264,83 @@ class Watcher:
             consumer_timeout_ms=200,
         )
         consumer.subscribe(pattern=r"^dispatch\.[a-z0-9-]+\.v1$")
+        acks = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_list, linger_ms=20)
+        probes = {incident for _, incident in self.sent.values()}
         while not self.stop.is_set():
             for message in consumer:
                 try:
-                    incident = json.loads(message.value)["incident_id"]
-                except (ValueError, KeyError):
+                    task = json.loads(message.value)
+                    incident = task["incident_id"]
+                except (ValueError, KeyError, TypeError):
                     continue
                 self.dispatched.setdefault(incident, time.time())
+                self.seen["dispatch"].setdefault(incident, message.timestamp / 1000)
+                if incident not in probes:
+                    probes = {incident for _, incident in list(self.sent.values())}
+                if incident in probes and task.get("kind") == "task.created":
+                    # the department acknowledges, as departments do (through the API, which
+                    # sends the same report): no probe runs into the reminder and
+                    # escalation timers of an unacknowledged gas leak (3 min to ack)
+                    acks.send(
+                        "dispatch.status.v1",
+                        key=str(task["dispatch_id"]).encode(),
+                        value=json.dumps(
+                            {
+                                "schema": "citybrain.dispatch-status/1",
+                                "report_id": f"bench-ack-{task['dispatch_id']}",
+                                "dispatch_id": task["dispatch_id"],
+                                "department": task["department"],
+                                "status": "acknowledged",
+                                "at": datetime.now(UTC).isoformat(),
+                                "actor": "e2e bench",
+                            }
+                        ).encode(),
+                    )
+        acks.flush()
+        acks.close()
         consumer.close()
+
+    def _consume_hops(self) -> None:
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            *HOP_TOPICS,
+            bootstrap_servers=self.settings.kafka_bootstrap_list,
+            group_id=None,
+            auto_offset_reset="latest",
+            consumer_timeout_ms=200,
+            metadata_max_age_ms=1000,  # the workers create these topics after it starts
+        )
+        while not self.stop.is_set():
+            for message in consumer:
+                if message.topic == "incidents.v1":
+                    key = (message.key or b"").decode()
+                elif b"E2E" in message.value:  # a probe (the traffic has no events)
+                    try:
+                        key = json.loads(message.value)["event_id"]
+                    except (ValueError, KeyError):
+                        continue
+                else:
+                    continue
+                self.seen[message.topic].setdefault(key, message.timestamp / 1000)
+        consumer.close()
+
+    def hops(self, keys: list[str]) -> dict[str, tuple[float | None, float | None]]:
+        """Each hop's p50 and p99 (ms) over the probes `keys` (event ids)."""
+        spans: dict[str, list[float]] = {name: [] for name in HOPS}
+        for event_id in keys:
+            at, incident = self.sent[event_id]
+            times = [
+                at,
+                self.seen["events.v1"].get(event_id),
+                self.seen["correlate.v1"].get(event_id),
+                self.seen["incidents.v1"].get(incident),
+                self.seen["dispatch"].get(incident),
+            ]
+            for name, start, end in zip(HOPS, times, times[1:], strict=False):
+                if start is not None and end is not None:
+                    spans[name].append((end - start) * 1000)
+        return {name: (_pct(v, 0.5), _pct(v, 0.99)) for name, v in spans.items()}
 
     def latencies(self, keys: list[str] | None = None) -> tuple[list[float], list[float]]:
         to_db, to_dispatch = [], []
@@ -250,9 +349,39 @@ class Watcher:
                 continue
             if event_id in self.in_db:
                 to_db.append((self.in_db[event_id] - at) * 1000)
-            if incident in self.dispatched:
-                to_dispatch.append((self.dispatched[incident] - at) * 1000)
+            # when the message was produced to the department's topic (its Kafka timestamp),
+            # not when this process got round to reading it
+            if incident in self.seen["dispatch"]:
+                to_dispatch.append((self.seen["dispatch"][incident] - at) * 1000)
         return to_db, to_dispatch
+
+
+def poll_events(conninfo: str, ids: Any, found: Any) -> None:
+    """The database poller (a process): every 5 ms, which of the probes handed over on
+    `ids` have an `events` row; each found one goes back on `found` with the time it was
+    first seen. None on `ids` stops it."""
+    import psycopg
+
+    waiting: set[str] = set()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while True:
+            while True:
+                try:
+                    event_id = ids.get_nowait()
+                except queue.Empty:
+                    break
+                if event_id is None:
+                    return
+                waiting.add(event_id)
+            if waiting:
+                rows = conn.execute(
+                    "SELECT event_id FROM events WHERE event_id = ANY(%s)", (list(waiting),)
+                ).fetchall()
+                now = time.time()
+                for (event_id,) in rows:
+                    found.put((event_id, now))
+                    waiting.discard(event_id)
+            time.sleep(0.005)
 
 
 class _Offsets:
@@ -445,6 +574,7 @@ def run_e2e_bench(
                 "CITYBRAIN_APP_ID": lag_group,
                 "CITYBRAIN_STAGES": "normalize",
                 "CITYBRAIN_NORMALIZE_FEEDS": "telemetry",
+                "CITYBRAIN_WORKER_NICE": os.environ.get("CITYBRAIN_BENCH_TELEMETRY_NICE", "10"),
             },
             "incidents": {"CITYBRAIN_NORMALIZE_FEEDS": "reports", "CITYBRAIN_KAFKA_LINGER_MS": "0"},
         }
@@ -560,6 +690,7 @@ def run_e2e_bench(
             result.produce_to_db_p99_ms = _pct(to_db, 0.99)
             result.produce_to_dispatch_p50_ms = _pct(to_dispatch, 0.5)
             result.produce_to_dispatch_p99_ms = _pct(to_dispatch, 0.99)
+            result.hops_ms = watcher.hops(probe_ids)
             return result
 
         load = phase("load", load_rate, load_seconds, backlog)
