@@ -33,6 +33,7 @@ from schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
 from streams.app import app
 from streams.db import get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
+from streams.publish import CORRELATE_KEY, was_routed
 from streams.retry import retry_transient
 from streams.tables import put_many
 from streams.take import take_ready
@@ -71,9 +72,14 @@ def correlator() -> Correlator:
 
 @app.agent(events_topic, name="correlate-route")
 async def route(stream: faust.StreamT[bytes]) -> None:
-    """Funnel every event to the single correlation owner, in arrival order."""
+    """Funnel to the single correlation owner, in arrival order, the events that are not
+    there yet: the normalize stage sends its own to both topics (`streams.publish`)."""
     async for events in take_ready(stream, 2000, within=settings.batch_wait):
-        pending = [await correlate_topic.send(key=b"city", value=e.message.value) for e in events]
+        pending = [
+            await correlate_topic.send(key=CORRELATE_KEY, value=e.message.value)
+            for e in events
+            if not was_routed(e.message.headers)
+        ]
         await asyncio.gather(*pending)
 
 
@@ -167,22 +173,31 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
         reopened = [i for i, kind in first_change.items() if kind == "reopened"]
         if touched:
             await retry_transient(partial(_write, settings, rows, reopened), what=STAGE)
+        acknowledged: list[Any] = []
         if touched or statuses:
             dirty = {inc.cell for inc in [*touched.values(), *statuses]} | c.vacated
             c.vacated.clear()
             # acknowledged by the broker before the batch is: after a kill -9 the state
             # recovered from the changelog is never behind the committed offsets (through
-            # the producer's buffer it could be, and the next reports split incidents)
-            await put_many(
-                cells,
-                {
-                    cell: [to_json(i) for i in incs] if (incs := c.incidents_in(cell)) else None
-                    for cell in dirty
-                },
+            # the producer's buffer it could be, and the next reports split incidents). After
+            # the rows (a state ahead of the database would skip rows on a replay); beside
+            # the incident messages (a replay sends those again: dispatch is idempotent)
+            acknowledged.append(
+                asyncio.ensure_future(
+                    put_many(
+                        cells,
+                        {
+                            cell: [to_json(i) for i in incs]
+                            if (incs := c.incidents_in(cell))
+                            else None
+                            for cell in dirty
+                        },
+                    )
+                )
             )
-        if touched:
-            # one message per incident and batch, carrying its state after the batch
-            pending = [
+        # one message per incident and batch, carrying its state after the batch
+        for inc in touched.values():
+            acknowledged.append(
                 await incidents_topic.send(
                     key=inc.incident_id.encode(),
                     value=orjson.dumps(
@@ -191,9 +206,8 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
                         )
                     ),
                 )
-                for inc in touched.values()
-            ]
-            await asyncio.gather(*pending)
+            )
+        await asyncio.gather(*acknowledged)
         RECORDS.labels(STAGE, "ok").inc(len(events))
         BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 

@@ -21,7 +21,6 @@ from typing import Any
 import faust
 from faust.types import Message, TableT
 
-from citybrain.core.cells import correlation_key
 from citybrain.feeds.alarms import AlarmEvent, sweep
 from citybrain.feeds.definition import Feed, feed_folders, load_feeds, select_feeds
 from citybrain.feeds.pipeline import BatchOutput, RawRecord, alarm_event, normalize_batch
@@ -39,6 +38,7 @@ from streams.app import app
 from streams.batches import BatchTopic, Pipeline, RecordBatch
 from streams.db import get_pool, get_writer
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
+from streams.publish import publish_event
 from streams.retry import retry_transient
 from streams.tables import put_many
 from streams.topics import TOPICS, topic
@@ -52,6 +52,7 @@ FEEDS: list[Feed] = select_feeds(
 _pack = load_pack(settings.city_pack)
 GEOTAGGER = Geotagger(GeoIndex(_pack), load_gazetteer(_pack))
 events_topic = topic(app, TOPICS.events)
+correlate_topic = topic(app, TOPICS.correlate)
 
 
 class TableView(Mapping[str, dict[str, Any]]):
@@ -141,8 +142,7 @@ async def _send(feed: Feed, messages: list[Message], out: BatchOutput, failures:
     """The events and dead letters of a batch, acknowledged by the broker."""
     pending = []
     for event in out.events:
-        key = correlation_key(event.location.lon, event.location.lat, event.location.district)
-        pending.append(await events_topic.send(key=key.encode(), value=event.to_json()))
+        pending += await publish_event(events_topic, correlate_topic, event)
     for index, reject in out.rejects:
         await send_dead_letter(
             app, messages[index], stage=STAGE, error=reject, reason=reject.reason, feed=feed.name
@@ -224,8 +224,7 @@ async def sweep_silent_devices(feed: Feed, table: TableT) -> int:
             jurisdiction=dict(place.jurisdiction),
         )
         event = alarm_event(feed, alarm, location, RawRef(feed.topic, 0, 0, device_id), now)
-        key = correlation_key(location.lon, location.lat, location.district)
-        pending.append(await events_topic.send(key=key.encode(), value=event.to_json()))
+        pending += await publish_event(events_topic, correlate_topic, event)
         table[device_id] = new_state
     await asyncio.gather(*pending)
     return len(found)

@@ -952,7 +952,8 @@ def bench_e2e(
                 for stage, b in value.items():
                     flat[f"stage {stage}"] = (
                         f"{b['batches']} batches, {b['records_per_batch']} records and "
-                        f"{b['ms_per_batch']} ms a batch, {b['busy_s']} s busy"
+                        f"{b['ms_per_batch']} ms a batch (p99 <= {b['p99_ms_at_most']} ms), "
+                        f"{b['busy_s']} s busy"
                     )
             else:
                 flat[key] = value

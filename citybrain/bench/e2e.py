@@ -757,6 +757,7 @@ def _stage_batches(ports: Iterable[int]) -> dict[str, dict[str, float]]:
     import urllib.request
 
     sums: dict[str, dict[str, float]] = {}
+    buckets: dict[str, dict[float, float]] = {}  # stage -> upper bound -> batches at most
     for port in ports:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -764,6 +765,12 @@ def _stage_batches(ports: Iterable[int]) -> dict[str, dict[str, float]]:
         except OSError:
             continue
         for line in text.splitlines():
+            if line.startswith("citybrain_batch_seconds_bucket{"):
+                labels, value = line[len("citybrain_batch_seconds_bucket") + 1 :].rsplit("} ", 1)
+                stage = labels.split('stage="', 1)[1].split('"', 1)[0]
+                le = float(labels.split('le="', 1)[1].split('"', 1)[0])
+                per = buckets.setdefault(stage, {})
+                per[le] = per.get(le, 0.0) + float(value)
             for name, key in (
                 ("citybrain_batch_seconds_count", "batches"),
                 ("citybrain_batch_seconds_sum", "seconds"),
@@ -786,6 +793,15 @@ def _stage_batches(ports: Iterable[int]) -> dict[str, dict[str, float]]:
             "records_per_batch": round(e["records"] / e["batches"], 1),
             "ms_per_batch": round(1000 * e["seconds"] / e["batches"], 2),
             "busy_s": round(e["seconds"], 1),
+            # the histogram bucket holding the 99th percentile batch: p99 <= this
+            "p99_ms_at_most": next(
+                (
+                    round(le * 1000, 1)
+                    for le, n in sorted(buckets.get(stage, {}).items())
+                    if n >= 0.99 * e["batches"]
+                ),
+                float("inf"),
+            ),
         }
     return out
 
