@@ -1,12 +1,19 @@
 """The worker's async connection pool to PostgreSQL/TimescaleDB, opened once per process.
 
 The pool checks connections before handing them out, so it recovers from a database
-restart; callers retry their transaction on `psycopg.OperationalError`.
+restart; callers retry their transaction on `psycopg.OperationalError`. A connection
+returned less than `RECENTLY_USED_S` ago is handed out without the check's round trip (a
+report's transactions follow each other closely: each ping was a wait for the database's
+process on a busy machine); one that broke meanwhile fails its transaction, which is
+retried on a fresh connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from psycopg.types.json import set_json_dumps
@@ -20,6 +27,20 @@ set_json_dumps(orjson.dumps)
 
 _pool: AsyncConnectionPool | None = None
 _lock = asyncio.Lock()
+#: seconds after its return during which a connection is handed out unchecked
+RECENTLY_USED_S = 1.0
+_returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+
+
+async def _note_return(conn: Any) -> None:
+    _returned[conn] = time.monotonic()
+
+
+async def _check_unless_recent(conn: Any) -> None:
+    at = _returned.get(conn)
+    if at is not None and time.monotonic() - at < RECENTLY_USED_S:
+        return
+    await AsyncConnectionPool.check_connection(conn)
 
 
 async def open_pool(settings: Settings) -> AsyncConnectionPool:
@@ -29,7 +50,8 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
         min_size=1,
         max_size=settings.db_pool_max,
         timeout=5.0,  # a missing database shows up as a retry within seconds
-        check=AsyncConnectionPool.check_connection,
+        check=_check_unless_recent,
+        reset=_note_return,
         kwargs=connection_kwargs(settings),
         open=False,
     )
