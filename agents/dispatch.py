@@ -158,7 +158,9 @@ async def _dispatch(
     lease = (now, LEASE_S) if direct else None
     queued: list[Outgoing] = []
     failed: list[tuple[str, Exception]] = []
-    async with pool.connection() as conn, conn.transaction():
+    # in a pipeline: statements go out together and wait for the database only where a
+    # result is needed (the reads, each incident's outbox rows, its savepoint, the commit)
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         stored = await stored_incidents(conn, [i.incident_id for i in incidents])
         unknown = [i.incident_id for i in incidents if i.incident_id not in stored]
         incidents = [i for i in incidents if i.incident_id in stored]
@@ -306,7 +308,7 @@ async def _escalate(s: Settings) -> int:
     pool = await get_pool(s)
     now = datetime.now(UTC)
     queued = 0
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         for task in await due_tasks(conn, now, 500):
             plan = plan_escalations(task, CTX, now, CTX.routing.operations_center)
             queued += len(
