@@ -412,32 +412,88 @@ class _Offsets:
         self.consumer.close()
 
 
-class _Paced(threading.Thread):
-    """Produces gauge messages at a steady rate (in 10 ms steps) for a number of seconds."""
+class _Paced:
+    """Produces gauge messages at a steady rate (in 10 ms steps) for a number of seconds, in
+    a process of its own: the load is another client than the probes, and in this process
+    its producer would hold the GIL the probes and the watcher need."""
 
     def __init__(
-        self, producer: Any, topic: str, devices: list[str], first: int, rate: float, seconds: float
+        self,
+        settings: Settings,
+        topic: str,
+        devices: list[str],
+        first: int,
+        rate: float,
+        seconds: float,
     ) -> None:
-        super().__init__(daemon=True)
-        self.producer, self.topic, self.devices = producer, topic, devices
-        self.first, self.rate, self.seconds = first, rate, seconds
+        context = multiprocessing.get_context("spawn")
         self.total = int(rate * seconds)
-        self.sent = 0
-        self.elapsed = 0.0
+        self._elapsed: Any = context.Value("d", 0.0)
+        self.process = context.Process(
+            target=pace,
+            args=(
+                settings.kafka_bootstrap_list,
+                topic,
+                devices,
+                first,
+                rate,
+                self.total,
+                self._elapsed,
+            ),
+            daemon=True,
+        )
 
-    def run(self) -> None:
-        t0 = time.perf_counter()
-        while self.sent < self.total:
-            due = min(self.total, int((time.perf_counter() - t0) * self.rate) + 1)
-            if due > self.sent:
-                for key, value in _gauge_messages(
-                    self.devices, due - self.sent, self.first + self.sent
-                ):
-                    self.producer.send(self.topic, key=key, value=value)
-                self.sent = due
-            time.sleep(0.01)
-        self.producer.flush()
-        self.elapsed = time.perf_counter() - t0
+    @property
+    def elapsed(self) -> float:
+        return float(self._elapsed.value)
+
+    def start(self) -> None:
+        self.process.start()
+
+    def is_alive(self) -> bool:
+        return self.process.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
+
+
+def telemetry_nice() -> int:
+    """The niceness of the telemetry worker and of the load generator
+    (`CITYBRAIN_BENCH_TELEMETRY_NICE`, 10)."""
+    return int(os.environ.get("CITYBRAIN_BENCH_TELEMETRY_NICE", "10"))
+
+
+def pace(
+    bootstrap: list[str],
+    topic: str,
+    devices: list[str],
+    first: int,
+    rate: float,
+    total: int,
+    elapsed: Any,
+) -> None:
+    """The load generator's process: `total` gauge messages at `rate`/s, at the telemetry
+    worker's niceness (bulk traffic, made and processed, yields to the report path; on this
+    machine the load generator shares the cores that gateways elsewhere would not)."""
+    from kafka import KafkaProducer
+
+    os.nice(telemetry_nice())
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=512 * 1024
+    )
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        if due > sent:
+            for key, value in _gauge_messages(devices, due - sent, first + sent):
+                producer.send(topic, key=key, value=value)
+            sent = due
+        time.sleep(0.01)
+    producer.flush()
+    elapsed.value = time.perf_counter() - t0
+    producer.close()
 
 
 class _Pipeline:
@@ -532,6 +588,8 @@ def run_e2e_bench(
         linger_ms=5,
         batch_size=512 * 1024,
     )
+    # the probes: the hotline desk's own client, sending each call at once
+    prober = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_list, acks="all", linger_ms=0)
 
     # phase 1: the baseline reads the backlog, alone on the machine
     print(f"baseline: {backlog} messages through a plain consumer + COPY ...", file=sys.stderr)
@@ -574,7 +632,7 @@ def run_e2e_bench(
                 "CITYBRAIN_APP_ID": lag_group,
                 "CITYBRAIN_STAGES": "normalize",
                 "CITYBRAIN_NORMALIZE_FEEDS": "telemetry",
-                "CITYBRAIN_WORKER_NICE": os.environ.get("CITYBRAIN_BENCH_TELEMETRY_NICE", "10"),
+                "CITYBRAIN_WORKER_NICE": str(telemetry_nice()),
             },
             "incidents": {"CITYBRAIN_NORMALIZE_FEEDS": "reports", "CITYBRAIN_KAFKA_LINGER_MS": "0"},
         }
@@ -627,7 +685,7 @@ def run_e2e_bench(
             if rate <= 0 or seconds <= 0:
                 return result
             stored0 = pipe.sample()[1]
-            paced = _Paced(producer, topic, devices, first, rate, seconds)
+            paced = _Paced(settings, topic, devices, first, rate, seconds)
             result.messages = paced.total
             target = stored0 + 2 * paced.total
             print(f"{name}: {paced.total} messages at {rate:.0f}/s ...", file=sys.stderr)
@@ -644,7 +702,7 @@ def run_e2e_bench(
                     event_id = f"hotline-12345:{ticket}"
                     watcher.sent[event_id] = (time.time(), incident)
                     probe_ids.append(event_id)
-                    producer.send("raw.hotline", key=ticket.encode(), value=payload)
+                    prober.send("raw.hotline", key=ticket.encode(), value=payload)
                     next_probe = now + 1 / probes_per_s
                 if not paced.is_alive() and produced_at is None:
                     produced_at = now
@@ -704,8 +762,8 @@ def run_e2e_bench(
             ticket, payload, incident = _probe(run, 99_999)
             probe_id = f"hotline-12345:{ticket}"
             watcher.sent[probe_id] = (time.time(), incident)
-            producer.send("raw.hotline", key=ticket.encode(), value=payload)
-            producer.flush()
+            prober.send("raw.hotline", key=ticket.encode(), value=payload)
+            prober.flush()
             wait_until = time.time() + 60
             while time.time() < wait_until and incident not in watcher.dispatched:
                 time.sleep(0.05)
@@ -723,6 +781,7 @@ def run_e2e_bench(
             except subprocess.TimeoutExpired:
                 w.kill()
         producer.close()
+        prober.close()
         pipe.offsets.close()
     with connect(settings) as conn:
         conn.execute("DELETE FROM readings WHERE feed = %s", (feed,))
