@@ -129,7 +129,14 @@ async def correlate(stream: faust.StreamT[bytes]) -> None:
         for event in events:
             control = _control(event.message.value)
             if control is not None:
-                held = c.set_status(str(control["incident_id"]), str(control["status"]))
+                try:
+                    held = c.set_status(str(control["incident_id"]), str(control["status"]))
+                except Exception as exc:  # e.g. an incident id this stage never made
+                    log.warning("incident status not applied", error=str(exc))
+                    await send_dead_letter(
+                        app, event, stage=STAGE, error=exc, reason="control_failed"
+                    )
+                    continue
                 if held is not None:
                     statuses.append(held)
                 continue

@@ -163,6 +163,21 @@ def pills(run: str, incident_message: dict[str, Any] | None) -> list[Pill]:
             m("correlate-district"),
         ),
         Pill(
+            "correlate-control",
+            "correlate.v1",
+            json.dumps(
+                {
+                    "control": "incident_status",
+                    "incident_id": m("correlate-control"),  # not an id this stage made
+                    "status": "resolved",
+                }
+            ).encode(),
+            "correlate",
+            "correlate.v1.dlq",
+            "control_failed",
+            m("correlate-control"),
+        ),
+        Pill(
             "dispatch-json",
             "incidents.v1",
             f'{{"incident_id": "{m("dispatch-json")}"'.encode(),
