@@ -211,8 +211,17 @@ class Watcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sent: dict[str, tuple[float, str]] = {}  # event id -> (produced at, incident)
+        self.incidents: set[str] = set()  # the probes' incidents
         self.in_db: dict[str, float] = {}
-        self.dispatched: dict[str, float] = {}  # incident -> first dispatch message
+        # the database poller, a process of its own (in this one it would wait for the GIL
+        # behind the producer's thread and add that to the figures)
+        context = multiprocessing.get_context("spawn")
+        self._to_poll: Any = context.Queue()
+        self._found: Any = context.Queue()
+        self._poller = context.Process(
+            target=poll_events, args=(settings.conninfo(), self._to_poll, self._found), daemon=True
+        )
+        self._poller.start()
         # the first message of each probe (event id) or its incident on each topic of its
         # way: topic -> key -> the message's timestamp (s, set by the stage producing it)
         self.seen: dict[str, dict[str, float]] = {t: {} for t in (*HOP_TOPICS, "dispatch")}
@@ -225,34 +234,29 @@ class Watcher:
         for t in self.threads:
             t.start()
 
+    def probe(self, event_id: str, incident: str) -> None:
+        """A probe is produced now: watch for its row and its dispatch."""
+        self.sent[event_id] = (time.time(), incident)
+        self.incidents.add(incident)
+        self._to_poll.put(event_id)
+
+    def dispatched(self, incident: str) -> bool:
+        return incident in self.seen["dispatch"]
+
     def _poll_db(self) -> None:
-        """Hand the probes to the database poller, a process of its own (in this one it
-        would wait for the GIL behind the producer's thread and add that to the figures),
-        and collect when it saw their rows."""
-        context = multiprocessing.get_context("spawn")
-        ids: Any = context.Queue()
-        found: Any = context.Queue()
-        poller = context.Process(
-            target=poll_events, args=(self.settings.conninfo(), ids, found), daemon=True
-        )
-        poller.start()
-        handed: set[str] = set()
+        """Collect when the poller saw the probes' rows."""
         try:
             while not self.stop.is_set():
-                for event_id in [e for e in list(self.sent) if e not in handed]:
-                    ids.put(event_id)
-                    handed.add(event_id)
-                while True:
-                    try:
-                        event_id, at = found.get(timeout=0.005)
-                    except queue.Empty:
-                        break
-                    self.in_db.setdefault(event_id, at)
+                try:
+                    event_id, at = self._found.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                self.in_db.setdefault(event_id, at)
         finally:
-            ids.put(None)
-            poller.join(5)
-            if poller.is_alive():
-                poller.kill()
+            self._to_poll.put(None)
+            self._poller.join(5)
+            if self._poller.is_alive():
+                self._poller.kill()
 
     def _consume_dispatches(self) -> None:
         from kafka import KafkaConsumer, KafkaProducer
@@ -265,7 +269,6 @@ class Watcher:
         )
         consumer.subscribe(pattern=r"^dispatch\.[a-z0-9-]+\.v1$")
         acks = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_list, linger_ms=20)
-        probes = {incident for _, incident in self.sent.values()}
         while not self.stop.is_set():
             for message in consumer:
                 try:
@@ -273,11 +276,8 @@ class Watcher:
                     incident = task["incident_id"]
                 except (ValueError, KeyError, TypeError):
                     continue
-                self.dispatched.setdefault(incident, time.time())
                 self.seen["dispatch"].setdefault(incident, message.timestamp / 1000)
-                if incident not in probes:
-                    probes = {incident for _, incident in list(self.sent.values())}
-                if incident in probes and task.get("kind") == "task.created":
+                if incident in self.incidents and task.get("kind") == "task.created":
                     # the department acknowledges, as departments do (through the API, which
                     # sends the same report): no probe runs into the reminder and
                     # escalation timers of an unacknowledged gas leak (3 min to ack)
@@ -700,7 +700,7 @@ def run_e2e_bench(
                 if paced.is_alive() and now >= next_probe:
                     ticket, payload, incident = _probe(run, len(watcher.sent))
                     event_id = f"hotline-12345:{ticket}"
-                    watcher.sent[event_id] = (time.time(), incident)
+                    watcher.probe(event_id, incident)
                     probe_ids.append(event_id)
                     prober.send("raw.hotline", key=ticket.encode(), value=payload)
                     next_probe = now + 1 / probes_per_s
@@ -761,11 +761,11 @@ def run_e2e_bench(
             time.sleep(idle)
             ticket, payload, incident = _probe(run, 99_999)
             probe_id = f"hotline-12345:{ticket}"
-            watcher.sent[probe_id] = (time.time(), incident)
+            watcher.probe(probe_id, incident)
             prober.send("raw.hotline", key=ticket.encode(), value=payload)
             prober.flush()
             wait_until = time.time() + 60
-            while time.time() < wait_until and incident not in watcher.dispatched:
+            while time.time() < wait_until and not watcher.dispatched(incident):
                 time.sleep(0.05)
             one_db, one_dispatch = watcher.latencies([probe_id])
             idle_db = round(one_db[0], 1) if one_db else None

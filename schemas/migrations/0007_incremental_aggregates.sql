@@ -92,42 +92,26 @@ RETURNS void LANGUAGE sql AS $fn$
     GROUP BY 1, 2;
 $fn$;
 
--- The insert triggers: log the time range each statement wrote (COPY included).
-CREATE FUNCTION citybrain_invalidate_readings() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- The insert triggers: log the time range each statement wrote (COPY included). Arguments:
+-- the aggregate, the source's time column, and optionally a filter on the rows it counts.
+CREATE FUNCTION citybrain_log_invalidation() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    INSERT INTO aggregate_invalidations (aggregate, lo, hi)
-    SELECT 'readings_5m', min(ts), max(ts) FROM new_rows HAVING count(*) > 0;
+    EXECUTE format(
+        'INSERT INTO aggregate_invalidations (aggregate, lo, hi)'
+        ' SELECT %L, min(%I), max(%I) FROM new_rows WHERE %s HAVING count(*) > 0',
+        TG_ARGV[0], TG_ARGV[1], TG_ARGV[1], coalesce(TG_ARGV[2], 'true'));
     RETURN NULL;
 END
 $fn$;
 CREATE TRIGGER readings_invalidate AFTER INSERT ON readings
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION citybrain_invalidate_readings();
-
-CREATE FUNCTION citybrain_invalidate_incident_history() RETURNS trigger LANGUAGE plpgsql
-AS $fn$
-BEGIN
-    INSERT INTO aggregate_invalidations (aggregate, lo, hi)
-    SELECT 'incidents_hourly', min(at), max(at) FROM new_rows WHERE change = 'opened'
-    HAVING count(*) > 0;
-    RETURN NULL;
-END
-$fn$;
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION citybrain_log_invalidation('readings_5m', 'ts');
 CREATE TRIGGER incident_history_invalidate AFTER INSERT ON incident_history
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION citybrain_invalidate_incident_history();
-
-CREATE FUNCTION citybrain_invalidate_dispatch_history() RETURNS trigger LANGUAGE plpgsql
-AS $fn$
-BEGIN
-    INSERT INTO aggregate_invalidations (aggregate, lo, hi)
-    SELECT 'sla_daily', min(at), max(at) FROM new_rows HAVING count(*) > 0;
-    RETURN NULL;
-END
-$fn$;
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION citybrain_log_invalidation('incidents_hourly', 'at', 'change = ''opened''');
 CREATE TRIGGER dispatch_history_invalidate AFTER INSERT ON dispatch_history
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION citybrain_invalidate_dispatch_history();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION citybrain_log_invalidation('sla_daily', 'at');
 
 -- Refresh one aggregate: take its logged ranges, widen them to whole buckets of `width`,
 -- merge the overlapping ones and recompute each merged range. Returns the ranges
