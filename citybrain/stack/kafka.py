@@ -95,6 +95,30 @@ def describe_cluster(bootstrap: list[str], timeout_ms: int = 5000) -> dict[str, 
     return cluster
 
 
+def probe_group_coordinator(bootstrap: list[str], timeout_ms: int = 5000) -> None:
+    """Ask for a consumer group's coordinator; raises until the broker can serve groups.
+
+    A fresh broker answers metadata before its `__consumer_offsets` topic exists, and the
+    first group request (a commit, an offset reset, a worker joining) then fails with
+    CoordinatorNotAvailable: "ready" waits for this as well.
+    """
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="citybrain-stack",
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
+    try:
+        describe = getattr(admin, "describe_groups", None)  # kafka-python 3
+        if describe is None:
+            describe = admin.describe_consumer_groups  # kafka-python 2
+        describe(["citybrain-stack-probe"])
+    finally:
+        admin.close()
+
+
 class KafkaService:
     """Start, stop and inspect the local KRaft broker."""
 
@@ -207,7 +231,8 @@ class KafkaService:
         return read_pid(self.pid_file)
 
     def is_ready(self) -> bool:
-        """The broker answers a metadata request (not merely an open port)."""
+        """The broker answers a metadata request (not merely an open port) and can
+        coordinate consumer groups."""
         if not port_open(self.host, self.port):
             self.last_error = f"nothing listens on {self.address}"
             return False
@@ -215,6 +240,11 @@ class KafkaService:
             self.describe()
         except Exception as exc:
             self.last_error = f"metadata request failed: {type(exc).__name__}: {exc}"
+            return False
+        try:
+            probe_group_coordinator(self.settings.kafka_bootstrap_list)
+        except Exception as exc:
+            self.last_error = f"no group coordinator yet: {type(exc).__name__}: {exc}"
             return False
         return True
 

@@ -76,6 +76,22 @@ def test_stack_down_stops_both_and_up_brings_them_back(stack: Settings) -> None:
     finally:
         up = cli("stack", "up")
     assert up.returncode == 0, up.stderr
+    # ready means ready for consumer groups too: the first group request right after
+    # "up" (a bench resetting its group's offsets) once met CoordinatorNotAvailable
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.admin import NewTopic
+    from kafka.structs import OffsetAndMetadata
+
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_list)
+    try:
+        topic = f"stack-test.{os.getpid()}"
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        admin.alter_group_offsets(
+            f"stack-test-{os.getpid()}", {TopicPartition(topic, 0): OffsetAndMetadata(0, "", -1)}
+        )
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
 
 
 def test_a_service_that_does_not_come_up_is_named_with_its_log(
