@@ -78,29 +78,19 @@ logger.state.level = WARN
 """
 
 
-def describe_cluster(bootstrap: list[str], timeout_ms: int = 5000) -> dict[str, object]:
-    """Ask a broker for cluster metadata; raises when none answers within the timeout."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="citybrain-stack",
-        request_timeout_ms=timeout_ms,
-        bootstrap_timeout_ms=timeout_ms,
-    )
-    try:
-        cluster: dict[str, object] = admin.describe_cluster()
-    finally:
-        admin.close()
-    return cluster
+class NoGroupCoordinator(Exception):
+    """The broker answers metadata but cannot coordinate consumer groups yet."""
 
 
-def probe_group_coordinator(bootstrap: list[str], timeout_ms: int = 5000) -> None:
-    """Ask for a consumer group's coordinator; raises until the broker can serve groups.
+def describe_cluster(
+    bootstrap: list[str], timeout_ms: int = 5000, *, groups: bool = False
+) -> dict[str, object]:
+    """Ask a broker for cluster metadata; raises when none answers within the timeout.
 
-    A fresh broker answers metadata before its `__consumer_offsets` topic exists, and the
-    first group request (a commit, an offset reset, a worker joining) then fails with
-    CoordinatorNotAvailable: "ready" waits for this as well.
+    With `groups`, also ask for a consumer group's coordinator (NoGroupCoordinator until
+    there is one): a fresh broker answers metadata before its `__consumer_offsets` topic
+    exists, and the first group request (a commit, an offset reset, a worker joining)
+    then fails with CoordinatorNotAvailable.
     """
     from kafka import KafkaAdminClient
 
@@ -111,12 +101,17 @@ def probe_group_coordinator(bootstrap: list[str], timeout_ms: int = 5000) -> Non
         bootstrap_timeout_ms=timeout_ms,
     )
     try:
-        describe = getattr(admin, "describe_groups", None)  # kafka-python 3
-        if describe is None:
-            describe = admin.describe_consumer_groups  # kafka-python 2
-        describe(["citybrain-stack-probe"])
+        cluster: dict[str, object] = admin.describe_cluster()
+        if groups:
+            # kafka-python 3 names it describe_groups, 2 describe_consumer_groups
+            describe = getattr(admin, "describe_groups", None) or admin.describe_consumer_groups
+            try:
+                describe(["citybrain-stack-probe"])
+            except Exception as exc:
+                raise NoGroupCoordinator(f"{type(exc).__name__}: {exc}") from exc
     finally:
         admin.close()
+    return cluster
 
 
 class KafkaService:
@@ -237,14 +232,12 @@ class KafkaService:
             self.last_error = f"nothing listens on {self.address}"
             return False
         try:
-            self.describe()
+            describe_cluster(self.settings.kafka_bootstrap_list, groups=True)
+        except NoGroupCoordinator as exc:
+            self.last_error = f"no group coordinator yet: {exc}"
+            return False
         except Exception as exc:
             self.last_error = f"metadata request failed: {type(exc).__name__}: {exc}"
-            return False
-        try:
-            probe_group_coordinator(self.settings.kafka_bootstrap_list)
-        except Exception as exc:
-            self.last_error = f"no group coordinator yet: {type(exc).__name__}: {exc}"
             return False
         return True
 
