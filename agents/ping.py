@@ -1,6 +1,6 @@
 """Stage `ping`: the wiring probe. Raw pings -> parse -> one upsert per batch -> pipeline_pings.
 
-Offsets of a batch are acknowledged by `take_events` only after the loop body (and so the
+Offsets of a batch are acknowledged by `take_ready` only after the loop body (and so the
 database transaction) finished; bad records go to `pipeline.ping.v1.dlq`.
 """
 
@@ -19,6 +19,7 @@ from streams.app import app
 from streams.dlq import declare_dead_letter_topics, send_dead_letter
 from streams.retry import retry_transient
 from streams.sinks.pings import write_pings
+from streams.take import take_ready
 from streams.topics import TOPICS, topic
 
 STAGE = "ping"
@@ -31,8 +32,8 @@ declare_dead_letter_topics(app, TOPICS.ping.name)
 async def record_pings(stream: faust.StreamT[bytes]) -> None:
     """Store each batch of pings in one transaction."""
     settings = get_settings()
-    # take_events acks a batch's offsets only after this loop body has finished
-    async for events in stream.take_events(500, within=0.5):  # type: ignore[attr-defined]
+    # take_ready acks a batch's offsets only after this loop body has finished
+    async for events in take_ready(stream, 500, within=settings.batch_wait):
         started = time.perf_counter()
         good: list[Ping] = []
         for event in events:

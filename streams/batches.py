@@ -34,6 +34,7 @@ from mode.utils.queues import ThrowableQueue
 
 from citybrain.backoff import backoff_delay
 from citybrain.logs import get_logger
+from streams.inflight import ack, release_all, track
 
 RecordHandler = Callable[[Message], Any]
 log = get_logger(__name__)
@@ -240,8 +241,10 @@ class BatchTopic(faust.Topic):
         self, stream: faust.StreamT[Any], *, acks: bool = True
     ) -> AsyncIterator[list[Message]]:
         """The agent's loop: each batch's current records, acked once the loop body has
-        returned (a body that raises leaves them unacknowledged: they are read again from
-        the committed offset). `acks=False`: the agent acks them itself (`Pipeline`)."""
+        returned. A batch whose body raised, or that was abandoned (the agent stopped), is
+        released instead (`streams.inflight`): nothing waits for it, nothing commits past it,
+        and it is read again from the committed offset. `acks=False`: the agent acks them
+        itself (`Pipeline`)."""
         app = self.app
         consumer = app.consumer
         async for batch in stream:
@@ -250,7 +253,13 @@ class BatchTopic(faust.Topic):
             if not records or not app.flow_control.is_active():
                 continue
             track(consumer, records)
-            yield records
+            done = False
+            try:
+                yield records
+                done = True
+            finally:
+                if not done:
+                    release_all(consumer, records)
             if acks:  # the records' effects are stored and sent
                 ack(consumer, records)
 
@@ -289,6 +298,7 @@ class Pipeline:
                 await finish()
                 break
             except asyncio.CancelledError:
+                release_all(self.consumer, records)  # read again from the committed offset
                 raise
             except Exception:
                 attempt += 1
@@ -296,25 +306,6 @@ class Pipeline:
                 log.exception("batch not finished, retrying", stage=self.what, attempt=attempt)
                 await asyncio.sleep(delay)
         ack(self.consumer, records)
-
-
-def track(consumer: Any, records: list[Message]) -> None:
-    """Mark a batch as in flight: a rebalance or a stop waits until it is acked.
-
-    Its last record stands for the whole batch (`ack` acknowledges it last), which spares a
-    weak-set insertion per record."""
-    last = records[-1]
-    if not last.tracked:
-        last.tracked = True
-        consumer._unacked_messages.add(last)
-
-
-def ack(consumer: Any, records: list[Message]) -> None:
-    """Acknowledge a batch, in order (so its tracked last record last): the offsets may
-    be committed (the contiguous ones, by Faust)."""
-    consumer_ack = consumer.ack
-    for message in records:
-        consumer_ack(message)
 
 
 def batch_handler(app: AppT, tp: TP, channels: MutableSet[BatchTopic]) -> RecordHandler:

@@ -8,7 +8,12 @@ events: an idle agent gets an event at once; a busy one (its body is writing the
 batch) finds the events that came meanwhile queued, and takes them all. Batches are as
 large as the load makes them, latency as low as the work allows.
 
-Acks are as in Faust: an event is acknowledged after the loop body that got it returned.
+An event is acknowledged once the loop body that got it returned (the agent asks for the
+next batch). What a batch holds leaves the consumer's in-flight set either way
+(`streams.inflight`): events taken but not yet handed over are released when a rebalance
+clears the agents' queues (they are read again from the committed offset), and so is a
+batch whose body raised or was abandoned, so that a rebalance never waits for a batch
+no one will finish.
 """
 
 from __future__ import annotations
@@ -19,6 +24,35 @@ from typing import Any
 
 import faust
 from mode.utils.futures import notify
+
+from streams.inflight import is_stale, release_all
+
+
+class _Buffer:
+    """The events a stream has taken and not yet handed to its agent. Flow control clears
+    it with the agents' queues at a rebalance (it is managed like one): those events are
+    released, not processed late for partitions that may have moved."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.events: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def clear(self) -> None:
+        dropped, self.events = self.events, []
+        release_all(self.consumer, (e.message for e in dropped))
+
+    def hand_over(self, app: Any) -> list[Any]:
+        """Empty the buffer: its current events (those fetched before the last rebalance
+        are released instead)."""
+        events, self.events = self.events, []
+        current = [e for e in events if not is_stale(app, e.message)]
+        if len(current) != len(events):
+            stale = [e.message for e in events if is_stale(app, e.message)]
+            release_all(self.consumer, stale)
+        return current
 
 
 def take_ready(stream: faust.StreamT[Any], max_: int, within: float) -> AsyncIterator[list[Any]]:
@@ -35,7 +69,8 @@ async def _take_ready(
     stream: faust.StreamT[Any], max_: int, within: float
 ) -> AsyncGenerator[list[Any], None]:
     s: Any = stream
-    events: list[Any] = []  # Faust events
+    buffer = _Buffer(s.app.consumer)
+    s.app.flow_control.manage_queue(buffer)  # cleared with the queues at a rebalance
     ready = asyncio.Event()
     consumed = asyncio.Event()
     consuming: asyncio.Future[None] | None = None
@@ -54,8 +89,8 @@ async def _take_ready(
             event = s.current_event
             if event is None:
                 raise RuntimeError("take_ready found current_event is None")
-            events.append(event)
-            if len(events) >= max_:
+            buffer.events.append(event)
+            if len(buffer) >= max_:
                 ready.set()
                 consumed.clear()
                 await s.wait(consumed)  # never more than max_ in a batch
@@ -74,17 +109,23 @@ async def _take_ready(
     try:
         while not s.should_stop:
             await s.wait_for_stopped(ready, timeout=within)
-            if not events:
+            batch = buffer.hand_over(s.app) if buffer.events else []
+            if not batch:
                 ready.clear()
+                consumed.set()
                 continue
             consuming = asyncio.get_running_loop().create_future()
+            done = False
             try:
-                yield list(events)
+                yield batch
+                done = True
             finally:
-                batch = list(events)
-                events.clear()
-                for event in batch:
-                    await s.ack(event)
+                if done:
+                    for event in batch:
+                        await s.ack(event)
+                else:  # the body raised or the agent stopped: read again, never waited for
+                    release_all(s.app.consumer, (e.message for e in batch))
+                batch = []
                 notify(consuming)
                 ready.clear()
                 consumed.set()
