@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECORDS = Counter(
     "citybrain_records_total",
@@ -24,6 +24,24 @@ DELIVERIES = Counter(
     "Delivery attempts of task messages, by channel (kafka, webhook) and outcome "
     "(sent, retry, fail).",
     ["channel", "outcome"],
+)
+RELEASED = Counter(
+    "citybrain_released_messages_total",
+    "Records given up unprocessed at a rebalance or stop, by topic: not acknowledged, read "
+    "again from the committed offset (streams.inflight).",
+    ["topic"],
+)
+STALLS = Counter(
+    "citybrain_worker_stalls_total",
+    "Workers of this app that exited because they waited too long (CITYBRAIN_STALL_TIMEOUT) "
+    "in a rebalance or for in-flight records; counted by the next worker started here.",
+    ["phase"],
+)
+STALL_WAIT_SECONDS = Gauge(
+    "citybrain_stall_wait_seconds",
+    "How long the worker has been waiting, without progress, in each phase (rebalance, "
+    "wait_empty); 0 when it is not.",
+    ["phase"],
 )
 BATCH_SECONDS = Histogram(
     "citybrain_batch_seconds",

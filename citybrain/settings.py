@@ -205,6 +205,13 @@ class Settings(BaseSettings):
         "once (lowest latency: the incidents worker), a few ms sends fewer, larger requests "
         "(the telemetry worker).",
     )
+    stall_timeout: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a worker may wait without progress in a rebalance or for the "
+        "records it has in flight (or with its event loop blocked) before it logs what it "
+        "waits for and exits with status 75, to be restarted (0: wait forever).",
+    )
     kafka_session_timeout: float = Field(
         30.0,
         description="Seconds before a silent (killed) worker leaves the group and its "

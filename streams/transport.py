@@ -21,7 +21,8 @@ topics to their agents a batch at a time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Generator
+import contextlib
+from collections.abc import Awaitable, Coroutine, Generator, Iterator
 from typing import Any, ClassVar
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -95,6 +96,19 @@ def next_commit(acked: list[int], head: int) -> tuple[int | None, int]:
         end = acked[i] + 1
         i += 1
     return end, i
+
+
+@contextlib.contextmanager
+def _phase(app: Any, name: str) -> Iterator[None]:
+    """A phase the stall watchdog times, when the app has one."""
+    watchdog = getattr(app, "watchdog", None)
+    if watchdog is not None:
+        watchdog.begin(name)
+    try:
+        yield
+    finally:
+        if watchdog is not None:
+            watchdog.end(name)
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -177,7 +191,19 @@ class Consumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._first_read.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
+        with _phase(self.app, "revoke"):
+            await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        watchdog = getattr(self.app, "watchdog", None)
+        if watchdog is not None:
+            watchdog.begin("assign")  # until the tables have recovered (App.on_rebalance_end)
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def wait_empty(self) -> None:
+        """Faust's wait for every record taken to be acked, watched (`streams.watchdog`)."""
+        with _phase(self.app, "wait_empty"):
+            await super().wait_empty()
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # the drain loop passes (last read + 1, the offset just read): the gap is before it
