@@ -1052,17 +1052,28 @@ def chaos(
             "--scenario",
             "-s",
             help="worker-kills, broker-kill, database-stop, rebalances, slow-event-kill,"
-            " poison, webhook-outage (repeat; default: all).",
+            " poison, webhook-outage, stall-watchdog (repeat; default: all).",
         ),
     ] = None,
     scale: Annotated[
         float, typer.Option(help="Multiply counts and durations (1 = the issue's full size).")
     ] = 1.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Run the scenarios this many times; every run is reported.")
+    ] = 1,
+    cycles: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="rebalances: join/leave cycles per run (default 3); the traffic lasts as long.",
+        ),
+    ] = None,
 ) -> None:
     """Fault injection on the stack the settings name: kill -9 workers, kill the broker,
     stop PostgreSQL, rebalance, kill -9 during a slow event under agent concurrency,
-    poison pills, a webhook receiver down. Prints lost and
+    poison pills, a webhook receiver down, a worker stuck in a rebalance (the stall
+    watchdog must end it). Prints lost and
     duplicate counts (all must be 0), recovery and stall times; exits 1 when one is not.
     Progress goes to stderr."""
     from citybrain.chaos.report import as_dict, render
@@ -1089,17 +1100,31 @@ def chaos(
             "stop_after": t(15),
             "down_for": t(60),
         },
-        "rebalances": {"events": n(30_000), "rate": 300.0, "period": t(30), "cycles": 3},
+        "rebalances": {
+            "events": max(n(30_000), round(300.0 * t(30) * (2 * (cycles or 3) + 1))),
+            "rate": 300.0,
+            "period": t(30),
+            "cycles": cycles or 3,
+        },
         "slow-event-kill": {"events": n(5000), "concurrency": 3, "slow_seconds": t(90)},
         "poison": {"good": 40},
         "webhook-outage": {"events": 200, "down_for": t(300)},
+        "stall-watchdog": {"events": n(200), "stall_timeout": t(10)},
     }
     rows = []
-    for name in names:
-        stderr_progress(f"scenario {name}")
-        result = SCENARIOS[name](s, progress=stderr_progress, **sizes[name])
-        rows.append(as_dict(name, result))
-        stderr_progress(f"{name}: {'OK' if rows[-1]['ok'] else 'FAILED'}")
+    for run in range(1, repeat + 1):
+        for name in names:
+            label = f"{name} (run {run}/{repeat})" if repeat > 1 else name
+            stderr_progress(f"scenario {label}")
+            result = SCENARIOS[name](s, progress=stderr_progress, **sizes[name])
+            row = as_dict(name, result)
+            if repeat > 1:
+                row["run"] = run
+            rows.append(row)
+            settle = (
+                f", settled {row['settle_s']} s after the last leave" if row.get("settle_s") else ""
+            )
+            stderr_progress(f"{label}: {'OK' if row['ok'] else 'FAILED'}{settle}")
     typer.echo(render(rows, json_out))
     if not all(r["ok"] for r in rows):
         raise typer.Exit(1)

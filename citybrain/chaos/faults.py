@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from citybrain.bench.proc import free_port
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
+from streams.watchdog import EXIT_STALLED
 
 
 class Worker:
@@ -25,8 +27,11 @@ class Worker:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        #: False once stopped or killed on purpose: its exit is not for a supervisor
+        self.wanted = False
 
     def start(self) -> Worker:
+        self.wanted = True
         self.env["CITYBRAIN_WORKER_WEB_PORT"] = str(free_port())
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -47,11 +52,13 @@ class Worker:
 
     def kill(self) -> None:
         """kill -9: no clean shutdown, no commit on the way out."""
+        self.wanted = False
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self.wanted = False
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -71,7 +78,11 @@ class Workers:
     every existing topic so that other runs' history is not replayed (committed offsets,
     so nothing after that point is missed whatever the reset policy)."""
 
-    def __init__(self, settings: Settings, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self, settings: Settings, log_dir: Path, *, supervise: bool = False, **env: str
+    ) -> None:
+        """`supervise`: start again a worker that exits on its own (as systemd or Kubernetes
+        would), recording its exit status in `exits`."""
         self.settings = settings
         self.app_id = f"chaos-{uuid.uuid4().hex[:8]}"
         self.log_dir = log_dir
@@ -85,7 +96,27 @@ class Workers:
             **env,
         }
         self.started: list[Worker] = []
+        #: workers that exited on their own, as (log path, exit status), restarted here
+        self.exits: list[tuple[str, int]] = []
+        self._watching = threading.Event()
         start_group_at_end(settings, self.app_id)
+        if supervise:
+            threading.Thread(target=self._supervise, daemon=True).start()
+
+    @property
+    def stall_exits(self) -> int:
+        """Workers that the stall watchdog ended (`streams.watchdog`)."""
+        return sum(1 for _, status in self.exits if status == EXIT_STALLED)
+
+    def _supervise(self) -> None:
+        """The supervisor a deployment has (systemd, Kubernetes): a worker that exits on
+        its own is recorded and started again."""
+        while not self._watching.wait(0.5):
+            for worker in list(self.started):
+                proc = worker.proc
+                if worker.wanted and proc is not None and proc.poll() is not None:
+                    self.exits.append((str(worker.log_path), proc.returncode))
+                    worker.start()
 
     def start(self, **env: str) -> Worker:
         path = self.log_dir / f"{self.app_id}-worker-{len(self.started)}.log"
@@ -94,6 +125,7 @@ class Workers:
         return worker
 
     def stop_all(self) -> None:
+        self._watching.set()
         for worker in self.started:
             worker.stop()
 

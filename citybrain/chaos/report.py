@@ -15,17 +15,42 @@ def as_dict(name: str, result: Any) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """One block per scenario: figure, value."""
+    """One block per scenario run: figure, value; with repeated runs, a summary of every
+    run of each scenario at the end."""
     lines = []
     for row in rows:
-        lines.append(f"== {row['scenario']}: {'OK' if row['ok'] else 'FAILED'}")
+        run = f" (run {row['run']})" if "run" in row else ""
+        lines.append(f"== {row['scenario']}{run}: {'OK' if row['ok'] else 'FAILED'}")
         for key, value in row.items():
-            if key in ("scenario", "ok"):
+            if key in ("scenario", "ok", "run"):
                 continue
             if isinstance(value, list):
                 value = "; ".join(map(str, value)) or "-"
             lines.append(f"  {key:<28} {value}")
+    if any("run" in row for row in rows):
+        lines.extend(summary(rows))
     return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per scenario: runs OK of runs, and each run's verdict and times (never just the best)."""
+    lines = ["== every run"]
+    for name in dict.fromkeys(r["scenario"] for r in rows):
+        runs = [r for r in rows if r["scenario"] == name]
+        ok = sum(1 for r in runs if r["ok"])
+        lines.append(f"  {name}: {ok}/{len(runs)} OK")
+        for r in runs:
+            times = ", ".join(
+                f"{k} {r[k]}" for k in ("settle_s", "seconds") if r.get(k) is not None
+            )
+            figures = ", ".join(
+                f"{k} {r[k]}"
+                for k in ("joins", "leaves", "lost", "side_lost", "stall_exits")
+                if k in r
+            )
+            verdict = "OK" if r["ok"] else "FAILED"
+            lines.append(f"    run {r.get('run', 1)}: {verdict}; {times}; {figures}")
+    return lines
 
 
 def render(rows: list[dict[str, Any]], as_json: bool) -> str:

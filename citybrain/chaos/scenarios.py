@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from citybrain.chaos import faults, traffic
+from citybrain.chaos.side import SideTraffic
 from citybrain.settings import Settings
+from streams.watchdog import EXIT_STALLED
 
 Progress = Callable[[str], None]
 
@@ -148,12 +151,24 @@ class DatabaseStop(Common):
 class Rebalances(Common):
     joins: int = 0
     leaves: int = 0
+    settle_s: float | None = None  # from the last leave until every record had landed
+    stall_exits: int = 0  # workers the stall watchdog ended (each restarted)
+    other_exits: int = 0  # workers that exited on their own otherwise
+    side_sent: int = 0  # pings, hotline calls and task acknowledgements sent
+    side_lost: int = 0
+    side: dict[str, int] = field(default_factory=dict)
     unconsumed_partitions: int = 0
     unconsumed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return super().ok and self.unconsumed_partitions == 0
+        return (
+            super().ok
+            and self.unconsumed_partitions == 0
+            and self.stall_exits == 0
+            and self.other_exits == 0
+            and self.side_lost == 0
+        )
 
 
 def _finish(
@@ -191,11 +206,13 @@ class _Flow:
 
 
 @contextlib.contextmanager
-def _flowing(settings: Settings, events: int, rate: float, per_site: int) -> Iterator[_Flow]:
+def _flowing(
+    settings: Settings, events: int, rate: float, per_site: int, *, supervise: bool = False
+) -> Iterator[_Flow]:
     """A fresh consumer group with one worker and `events` unique events flowing at
     `rate`/s; every worker of the group is stopped on the way out."""
     run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings))
+    workers = faults.Workers(settings, _log_dir(settings), supervise=supervise)
     started = time.monotonic()
     try:
         worker = workers.start()
@@ -402,19 +419,39 @@ def rebalances(
     timeout: float = 900.0,
     progress: Progress = _quiet,
 ) -> Rebalances:
-    """One worker stays; a second joins and leaves (clean stop) every `period` s."""
+    """One worker stays; a second joins and leaves (clean stop) every `period` s, `cycles`
+    times, while smoke alarms flow and, on the other topics the stages read, pings, hotline
+    calls and the departments' acknowledgements of the tasks (`citybrain.chaos.side`).
+    Workers run supervised: one that exits (the stall watchdog's exit status or any other)
+    is started again and counted, and fails the scenario."""
     result = Rebalances()
-    with _flowing(settings, events, rate, per_site) as f:
+    with _flowing(settings, events, rate, per_site, supervise=True) as f:
         workers, sampler = f.workers, f.sampler
-        for cycle in range(cycles):
-            time.sleep(period)
-            second = workers.start()
-            result.joins += 1
-            progress(f"cycle {cycle + 1}: second worker joins (stored {sampler.last}/{events})")
-            time.sleep(period)
-            second.stop()
-            result.leaves += 1
-            progress(f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})")
+        side = SideTraffic(settings, f.run).start()
+        try:
+            for cycle in range(cycles):
+                time.sleep(period)
+                second = workers.start()
+                result.joins += 1
+                progress(f"cycle {cycle + 1}: second worker joins (stored {sampler.last}/{events})")
+                time.sleep(period)
+                second.stop()
+                result.leaves += 1
+                progress(
+                    f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})"
+                )
+            last_leave = time.monotonic()
+            if not f.paced.done.is_set():
+                progress("traffic still flowing after the last cycle: waiting for its end")
+        finally:
+            # the last acknowledgements go out once every task exists
+            side_until = time.monotonic() + timeout
+            while time.monotonic() < side_until and not (
+                f.paced.done.is_set() and sampler.last >= events
+            ):
+                time.sleep(1)
+            time.sleep(3)
+            side.stop()
         sampler.stop()
         _finish(result, settings, f.run, events, per_site, f.started, timeout)
         behind: list[str] = []
@@ -424,9 +461,22 @@ def rebalances(
             behind = unconsumed_partitions(settings, workers.app_id)
             return not behind
 
+        traffic.wait_until(lambda: side.landed().lost == 0, 90.0, 2.0)
+        if result.settled:
+            result.settle_s = round(time.monotonic() - last_leave, 1)
+        side_landed = side.landed()  # an error here is the scenario's, not a count of 0
         traffic.wait_until(caught_up, 90.0, 2.0)
         result.unconsumed = behind
         result.unconsumed_partitions = len(behind)
+        result.side = {k: v for k, v in vars(side_landed).items()}
+        result.side_sent = side_landed.pings_sent + side_landed.calls_sent + side_landed.acks_sent
+        result.side_lost = side_landed.lost
+        if side.error:
+            progress(f"side traffic error: {side.error}")
+        result.stall_exits = workers.stall_exits
+        result.other_exits = len(workers.exits) - workers.stall_exits
+        for log_path, status in workers.exits:
+            progress(f"worker exited with status {status} and was restarted (log {log_path})")
     return result
 
 
@@ -850,6 +900,107 @@ def slow_event_then_kill(
     return result
 
 
+# --- 8. a worker stuck in a rebalance: the stall watchdog ------------------------------------
+@dataclass
+class StalledRebalance(Common):
+    stall_timeout: float = 0.0
+    slow_record: str = ""  # the record whose batch sleeps: events.v1[partition]@offset
+    exit_status: int | None = None  # of the stuck worker
+    waited_s: float | None = None  # as its stall log says
+    #: per partition, the oldest record in flight its stall log names
+    waited_for: list[str] = field(default_factory=list)
+    counted_after_restart: bool = False  # the next worker of the app counted the stall
+
+    @property
+    def ok(self) -> bool:
+        return (
+            super().ok
+            and self.exit_status == EXIT_STALLED
+            and self.names_slow_partition
+            and self.counted_after_restart
+        )
+
+    @property
+    def names_slow_partition(self) -> bool:
+        """The stall log names the sleeping record's partition, at or before its offset."""
+        partition, _, offset = self.slow_record.partition("@")
+        return any(
+            w.startswith(partition + "@") and int(w.rpartition("@")[2]) <= int(offset)
+            for w in self.waited_for
+        )
+
+
+def _log_lines(worker: faults.Worker, text: str) -> list[dict[str, Any]]:
+    import orjson
+
+    found = []
+    for line in worker.log_tail(2_000_000).splitlines():
+        if text in line:
+            with contextlib.suppress(ValueError):
+                found.append(orjson.loads(line))
+    return found
+
+
+def stalled_rebalance(
+    settings: Settings,
+    events: int = 200,
+    stall_timeout: float = 10.0,
+    slow_seconds: float = 600.0,
+    per_site: int = 20,
+    timeout: float = 300.0,
+    progress: Progress = _quiet,
+) -> StalledRebalance:
+    """A worker's persist batch sleeps (the fault hook) when a second worker joins: its
+    revocation waits for that batch. Past `stall_timeout` s without progress, the stall
+    watchdog must log the record it waits for and end the worker with EXIT_STALLED; started
+    again (without the hook), the worker counts the stall, and every event is stored."""
+    result = StalledRebalance(stall_timeout=stall_timeout)
+    run = traffic.new_run_id()
+    items = traffic.records(run, events, per_site)
+    slow_id = smoke_event_id(items[0][1])
+    calm = {"CITYBRAIN_STALL_TIMEOUT": "60"}
+    workers = faults.Workers(settings, _log_dir(settings))
+    started = time.monotonic()
+    try:
+        stuck = workers.start(
+            CITYBRAIN_STALL_TIMEOUT=str(stall_timeout),
+            CITYBRAIN_FAULT_SLOW_EVENT_ID=slow_id,
+            CITYBRAIN_FAULT_SLOW_SECONDS=str(slow_seconds),
+        )
+        traffic.produce(settings, traffic.TOPIC, items)
+        logged: list[dict[str, Any]] = []
+
+        def sleeping() -> bool:
+            logged[:] = _log_lines(stuck, "fault injection: slow event")
+            return bool(logged)
+
+        if not traffic.wait_until(sleeping, 180.0, 0.5):
+            raise RuntimeError(f"the slow event never reached persist: {stuck.log_tail()}")
+        result.slow_record = f"events.v1[{logged[0]['partition']}]@{logged[0]['offset']}"
+        progress(f"{result.slow_record} sleeps in persist; a second worker joins")
+        workers.start(**calm)
+        assert stuck.proc is not None
+        try:
+            result.exit_status = stuck.proc.wait(stall_timeout + 120)
+        except subprocess.TimeoutExpired:
+            progress("the stuck worker did not exit")
+        stalls = _log_lines(stuck, "worker stalled")
+        if stalls:
+            result.waited_s = stalls[0].get("waited_s")
+            result.waited_for = [r.split(" ")[0] for r in stalls[0].get("in_flight", [])]
+        progress(f"exit status {result.exit_status} after {result.waited_s} s; starting it again")
+        again = workers.start(**calm)
+        result.counted_after_restart = traffic.wait_until(
+            lambda: bool(_log_lines(again, "a previous worker of this app exited on a stall")),
+            120.0,
+            0.5,
+        )
+        _finish(result, settings, run, events, per_site, started, timeout)
+    finally:
+        workers.stop_all()
+    return result
+
+
 SCENARIOS: dict[str, Callable[..., Common]] = {
     "worker-kills": worker_kills,
     "broker-kill": broker_kill,
@@ -858,4 +1009,5 @@ SCENARIOS: dict[str, Callable[..., Common]] = {
     "slow-event-kill": slow_event_then_kill,
     "poison": poison,
     "webhook-outage": webhook_outage,
+    "stall-watchdog": stalled_rebalance,
 }
