@@ -60,6 +60,12 @@ class App(faust.App):
             watchdog.start(asyncio.get_running_loop())
             self.add_future(self._beat(watchdog))
 
+    async def on_shutdown(self) -> None:
+        # stopped (a stop that hangs is still watched until here)
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        await super().on_shutdown()
+
     async def _beat(self, watchdog: Watchdog) -> None:
         """Once a second: the loop is alive, and the progress of the phases it waits in."""
         try:
