@@ -1069,6 +1069,10 @@ def chaos(
             help="rebalances: join/leave cycles per run (default 3); the traffic lasts as long.",
         ),
     ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(min=1, help="rebalances: alarms per second (default 300)."),
+    ] = None,
 ) -> None:
     """Fault injection on the stack the settings name: kill -9 workers, kill the broker,
     stop PostgreSQL, rebalance, kill -9 during a slow event under agent concurrency,
@@ -1101,8 +1105,12 @@ def chaos(
             "down_for": t(60),
         },
         "rebalances": {
-            "events": max(n(30_000), round(300.0 * t(30) * (2 * (cycles or 3) + 1))),
-            "rate": 300.0,
+            # a cycle: the join (~5 s), `period`, the leave (~3 s), `period`
+            "events": max(
+                n(30_000) if rate is None else 0,
+                round((rate or 300.0) * (2 * t(30) + 8) * (cycles or 3)),
+            ),
+            "rate": rate or 300.0,
             "period": t(30),
             "cycles": cycles or 3,
         },

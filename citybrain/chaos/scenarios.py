@@ -149,7 +149,8 @@ class DatabaseStop(Common):
 
 @dataclass
 class Rebalances(Common):
-    joins: int = 0
+    cycles: int = 0
+    joins: int = 0  # seen: the group stable with two members
     leaves: int = 0
     settle_s: float | None = None  # from the last leave until every record had landed
     stall_exits: int = 0  # workers the stall watchdog ended (each restarted)
@@ -164,6 +165,7 @@ class Rebalances(Common):
     def ok(self) -> bool:
         return (
             super().ok
+            and self.joins == self.leaves == self.cycles
             and self.unconsumed_partitions == 0
             and self.stall_exits == 0
             and self.other_exits == 0
@@ -409,6 +411,30 @@ def unconsumed_partitions(settings: Settings, group: str) -> list[str]:
         consumer.close()
 
 
+def group_members(settings: Settings, group: str) -> int | None:
+    """Members of a consumer group with partitions assigned, once it is stable (None while
+    it is rebalancing)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    try:
+        # kafka-python 3 names it describe_groups, 2 describe_consumer_groups
+        describe = getattr(admin, "describe_groups", None) or admin.describe_consumer_groups
+        found: Any = describe([group])
+        info = found[group] if isinstance(found, dict) else found[0]
+        state = info["group_state"] if isinstance(info, dict) else info.state
+        members = info["members"] if isinstance(info, dict) else info.members
+        if state != "Stable":
+            return None
+        return len(members)
+    finally:
+        admin.close()
+
+
+def _wait_members(settings: Settings, group: str, count: int, timeout: float) -> bool:
+    return traffic.wait_until(lambda: group_members(settings, group) == count, timeout, 0.5)
+
+
 def rebalances(
     settings: Settings,
     events: int = 30_000,
@@ -420,11 +446,12 @@ def rebalances(
     progress: Progress = _quiet,
 ) -> Rebalances:
     """One worker stays; a second joins and leaves (clean stop) every `period` s, `cycles`
-    times, while smoke alarms flow and, on the other topics the stages read, pings, hotline
-    calls and the departments' acknowledgements of the tasks (`citybrain.chaos.side`).
-    Workers run supervised: one that exits (the stall watchdog's exit status or any other)
-    is started again and counted, and fails the scenario."""
-    result = Rebalances()
+    times (a join or leave counts once the group is stable with the new member count),
+    while smoke alarms flow and, on the other topics the stages read, pings, hotline calls
+    and the departments' acknowledgements of the tasks (`citybrain.chaos.side`). Workers
+    run supervised: one that exits (the stall watchdog's exit status or any other) is
+    started again and counted, and fails the scenario."""
+    result = Rebalances(cycles=cycles)
     with _flowing(settings, events, rate, per_site, supervise=True) as f:
         workers, sampler = f.workers, f.sampler
         side = SideTraffic(settings, f.run).start()
@@ -432,11 +459,14 @@ def rebalances(
             for cycle in range(cycles):
                 time.sleep(period)
                 second = workers.start()
-                result.joins += 1
+                # a cycle counts once the group has really changed: both members assigned
+                if _wait_members(settings, workers.app_id, 2, timeout=max(60.0, 3 * period)):
+                    result.joins += 1
                 progress(f"cycle {cycle + 1}: second worker joins (stored {sampler.last}/{events})")
                 time.sleep(period)
                 second.stop()
-                result.leaves += 1
+                if _wait_members(settings, workers.app_id, 1, timeout=max(60.0, 3 * period)):
+                    result.leaves += 1
                 progress(
                     f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})"
                 )
