@@ -831,16 +831,22 @@ def committed_offset(settings: Settings, group: str, topic: str, partition: int)
         consumer.close()
 
 
-def _slow_event_logged(worker: faults.Worker) -> dict[str, Any] | None:
-    """The persist stage's fault-injection line (the slow event's place), once logged."""
+def _log_lines(worker: faults.Worker, text: str) -> list[dict[str, Any]]:
+    """The worker's JSON log lines that contain `text`, parsed."""
     import orjson
 
+    found = []
     for line in worker.log_tail(2_000_000).splitlines():
-        if "fault injection: slow event" in line:
+        if text in line:
             with contextlib.suppress(ValueError):
-                found: dict[str, Any] = orjson.loads(line)
-                return found
-    return None
+                found.append(orjson.loads(line))
+    return found
+
+
+def _slow_event_logged(worker: faults.Worker) -> dict[str, Any] | None:
+    """The persist stage's fault-injection line (the slow event's place), once logged."""
+    found = _log_lines(worker, "fault injection: slow event")
+    return found[0] if found else None
 
 
 def stored_event(settings: Settings, event_id: str) -> bool:
@@ -958,17 +964,6 @@ class StalledRebalance(Common):
             w.startswith(partition + "@") and int(w.rpartition("@")[2]) <= int(offset)
             for w in self.waited_for
         )
-
-
-def _log_lines(worker: faults.Worker, text: str) -> list[dict[str, Any]]:
-    import orjson
-
-    found = []
-    for line in worker.log_tail(2_000_000).splitlines():
-        if text in line:
-            with contextlib.suppress(ValueError):
-                found.append(orjson.loads(line))
-    return found
 
 
 def stalled_rebalance(
