@@ -37,21 +37,34 @@ from mode.utils.queues import ThrowableQueue
 from citybrain.metrics import RELEASED
 
 
-def release(consumer: Any, message: Message) -> bool:
-    """Give up a message without acknowledging its offset (see the module doc). False when
-    it was acked or released already."""
+def _give_up(consumer: Any, message: Message) -> bool:
     with ack_lock:
         if message.acked:
             return False
         message.acked = True  # no stream's ack counts any more: its offset stays unacked
         consumer._unacked_messages.discard(message)
+    return True
+
+
+def release(consumer: Any, message: Message) -> bool:
+    """Give up a message without acknowledging its offset (see the module doc). False when
+    it was acked or released already."""
+    if not _give_up(consumer, message):
+        return False
     RELEASED.labels(message.topic).inc()
     return True
 
 
 def release_all(consumer: Any, messages: Iterable[Message]) -> int:
-    """Release several messages; how many were still in flight."""
-    return sum(release(consumer, m) for m in messages)
+    """Release several messages (a batch: counted once per topic); how many were still in
+    flight."""
+    per_topic: dict[str, int] = {}
+    for message in messages:
+        if _give_up(consumer, message):
+            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
+    for topic, count in per_topic.items():
+        RELEASED.labels(topic).inc(count)
+    return sum(per_topic.values())
 
 
 def track(consumer: Any, records: list[Message]) -> None:

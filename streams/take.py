@@ -48,10 +48,12 @@ class _Buffer:
         """Empty the buffer: its current events (those fetched before the last rebalance
         are released instead)."""
         events, self.events = self.events, []
-        current = [e for e in events if not is_stale(app, e.message)]
-        if len(current) != len(events):
-            stale = [e.message for e in events if is_stale(app, e.message)]
-            release_all(self.consumer, stale)
+        current: list[Any] = []
+        stale: list[Any] = []
+        for event in events:
+            (stale if is_stale(app, event.message) else current).append(event)
+        if stale:
+            release_all(self.consumer, (e.message for e in stale))
         return current
 
 

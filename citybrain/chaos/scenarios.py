@@ -498,7 +498,7 @@ def rebalances(
         traffic.wait_until(caught_up, 90.0, 2.0)
         result.unconsumed = behind
         result.unconsumed_partitions = len(behind)
-        result.side = {k: v for k, v in vars(side_landed).items()}
+        result.side = dict(vars(side_landed))
         result.side_sent = side_landed.pings_sent + side_landed.calls_sent + side_landed.acks_sent
         result.side_lost = side_landed.lost
         if side.error:

@@ -10,7 +10,6 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from citybrain.chaos import traffic
 from citybrain.settings import Settings
@@ -114,10 +113,11 @@ class SideTraffic:
             while not self._stop.wait(1.0):
                 futures = []
                 for _ in range(self.per_second):
-                    futures.append(producer.send(PING_TOPIC, **_kv(ping(self.run, self.pings))))
-                    futures.append(
-                        producer.send(HOTLINE_TOPIC, **_kv(hotline_call(self.run, self.calls)))
-                    )
+                    for topic, (key, value) in (
+                        (PING_TOPIC, ping(self.run, self.pings)),
+                        (HOTLINE_TOPIC, hotline_call(self.run, self.calls)),
+                    ):
+                        futures.append(producer.send(topic, key=key, value=value))
                     self.pings += 1
                     self.calls += 1
                 for dispatch_id, department in self._new_tasks():
@@ -172,7 +172,3 @@ class SideTraffic:
             acks_sent=len(self.acked),
             acks_applied=int(acks[0]) if acks else 0,
         )
-
-
-def _kv(item: tuple[bytes, bytes]) -> dict[str, Any]:
-    return {"key": item[0], "value": item[1]}
