@@ -157,6 +157,7 @@ class Rebalances(Common):
     other_exits: int = 0  # workers that exited on their own otherwise
     side_sent: int = 0  # pings, hotline calls and task acknowledgements sent
     side_lost: int = 0
+    side_error: str | None = None  # the side traffic stopped early: its counts prove less
     side: dict[str, int] = field(default_factory=dict)
     unconsumed_partitions: int = 0
     unconsumed: list[str] = field(default_factory=list)
@@ -170,6 +171,7 @@ class Rebalances(Common):
             and self.stall_exits == 0
             and self.other_exits == 0
             and self.side_lost == 0
+            and self.side_error is None
         )
 
 
@@ -501,6 +503,7 @@ def rebalances(
         result.side = dict(vars(side_landed))
         result.side_sent = side_landed.pings_sent + side_landed.calls_sent + side_landed.acks_sent
         result.side_lost = side_landed.lost
+        result.side_error = side.error
         if side.error:
             progress(f"side traffic error: {side.error}")
         result.stall_exits = workers.stall_exits
