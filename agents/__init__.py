@@ -29,5 +29,5 @@ def register(stages: Iterable[str] = STAGES) -> list[str]:
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGES)}")
     for name in names:
-        importlib.import_module(f"agents.{name}")
+        importlib.import_module(f"citybrain.agents.{name}")
     return names

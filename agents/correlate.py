@@ -27,17 +27,17 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.pack import load_pack
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.schemas.events import CanonicalEvent
+from citybrain.schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
 from citybrain.settings import Settings, get_settings
-from schemas.events import CanonicalEvent
-from schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
-from streams.app import app
-from streams.db import get_writer
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.publish import CORRELATE_KEY, was_routed
-from streams.retry import retry_transient
-from streams.tables import put_many
-from streams.take import take_ready
-from streams.topics import TOPICS, declare_on_start, topic
+from citybrain.streams.app import app
+from citybrain.streams.db import get_writer
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.publish import CORRELATE_KEY, was_routed
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.tables import put_many
+from citybrain.streams.take import take_ready
+from citybrain.streams.topics import TOPICS, declare_on_start, topic
 
 STAGE = "correlate"
 log = get_logger(__name__)

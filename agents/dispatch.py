@@ -35,9 +35,9 @@ from citybrain.geo.pack import load_pack
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, DELIVERIES, RECORDS
 from citybrain.settings import Settings, get_settings
-from streams.app import app
-from streams.db import get_pool
-from streams.dispatch_store import (
+from citybrain.streams.app import app
+from citybrain.streams.db import get_pool
+from citybrain.streams.dispatch_store import (
     Outgoing,
     claim_deliveries,
     due_tasks,
@@ -46,11 +46,11 @@ from streams.dispatch_store import (
     stored_incidents,
     tasks_of_incidents,
 )
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.retry import TRANSIENT, retry_transient
-from streams.sinks import webhook
-from streams.take import take_ready
-from streams.topics import TOPICS, declare_on_start, dispatch_topic_spec, topic
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.retry import TRANSIENT, retry_transient
+from citybrain.streams.sinks import webhook
+from citybrain.streams.take import take_ready
+from citybrain.streams.topics import TOPICS, declare_on_start, dispatch_topic_spec, topic
 
 STAGE = "dispatch"
 log = get_logger(__name__)

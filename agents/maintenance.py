@@ -14,7 +14,7 @@ from citybrain.db.maintain import maintain
 from citybrain.db.migrate import recorded_mode
 from citybrain.logs import get_logger
 from citybrain.settings import Settings, get_settings
-from streams.app import app
+from citybrain.streams.app import app
 
 log = get_logger(__name__)
 _LOCK_ID = 0x4D41494E  # "MAIN"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from citybrain.logs import get_logger
 from citybrain.monitor import Key, counts, rows
 from citybrain.settings import get_settings
-from streams.app import app
-from streams.db import get_pool
+from citybrain.streams.app import app
+from citybrain.streams.db import get_pool
 
 log = get_logger(__name__)
 _flushed: dict[Key, float] = {}

@@ -30,18 +30,18 @@ from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.schemas.events import Location, RawRef
+from citybrain.schemas.feed_definition import SilenceRule, parse_duration
+from citybrain.schemas.tables import PERSONAL_CONTACTS, READINGS
 from citybrain.settings import Settings, get_settings
-from schemas.events import Location, RawRef
-from schemas.feed_definition import SilenceRule, parse_duration
-from schemas.tables import PERSONAL_CONTACTS, READINGS
-from streams.app import app
-from streams.batches import BatchTopic, Pipeline, RecordBatch
-from streams.db import get_pool, get_writer
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.publish import publish_event
-from streams.retry import retry_transient
-from streams.tables import put_many
-from streams.topics import TOPICS, topic
+from citybrain.streams.app import app
+from citybrain.streams.batches import BatchTopic, Pipeline, RecordBatch
+from citybrain.streams.db import get_pool, get_writer
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.publish import publish_event
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.tables import put_many
+from citybrain.streams.topics import TOPICS, topic
 
 STAGE = "normalize"
 log = get_logger(__name__)

@@ -20,15 +20,15 @@ import faust
 
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.schemas.events import CanonicalEvent
+from citybrain.schemas.tables import EVENTS
 from citybrain.settings import Settings, get_settings
-from schemas.events import CanonicalEvent
-from schemas.tables import EVENTS
-from streams.app import app
-from streams.db import get_writer
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.retry import retry_transient
-from streams.take import take_ready
-from streams.topics import TOPICS, topic
+from citybrain.streams.app import app
+from citybrain.streams.db import get_writer
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.take import take_ready
+from citybrain.streams.topics import TOPICS, topic
 
 STAGE = "persist"
 log = get_logger(__name__)

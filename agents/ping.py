@@ -15,12 +15,12 @@ from citybrain.core.ping import InvalidRecord, Ping, parse_ping
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
 from citybrain.settings import get_settings
-from streams.app import app
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.retry import retry_transient
-from streams.sinks.pings import write_pings
-from streams.take import take_ready
-from streams.topics import TOPICS, topic
+from citybrain.streams.app import app
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.sinks.pings import write_pings
+from citybrain.streams.take import take_ready
+from citybrain.streams.topics import TOPICS, topic
 
 STAGE = "ping"
 log = get_logger(__name__)

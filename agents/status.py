@@ -18,19 +18,19 @@ import faust
 import orjson
 from pydantic import ValidationError
 
-from agents.dispatch import CHANNELS, CTX, wake_outbox
+from citybrain.agents.dispatch import CHANNELS, CTX, wake_outbox
 from citybrain.dispatch.plan import IncidentView, StatusReport, TransitionError, plan_status
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
+from citybrain.schemas.dispatch_status import StatusReportModel
 from citybrain.settings import Settings, get_settings
-from schemas.dispatch_status import StatusReportModel
-from streams.app import app
-from streams.db import get_pool
-from streams.dispatch_store import incident_row, save_plan, task_by_id, tasks_of_incidents
-from streams.dlq import declare_dead_letter_topics, send_dead_letter
-from streams.retry import retry_transient
-from streams.take import take_ready
-from streams.topics import TOPICS, topic
+from citybrain.streams.app import app
+from citybrain.streams.db import get_pool
+from citybrain.streams.dispatch_store import incident_row, save_plan, task_by_id, tasks_of_incidents
+from citybrain.streams.dlq import declare_dead_letter_topics, send_dead_letter
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.take import take_ready
+from citybrain.streams.topics import TOPICS, topic
 
 STAGE = "dispatch-status"
 log = get_logger(__name__)

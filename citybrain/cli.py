@@ -134,8 +134,8 @@ def worker() -> None:
         ) from exc
     import faust
 
-    import agents
-    from streams.app import app as faust_app
+    from citybrain import agents
+    from citybrain.streams.app import app as faust_app
 
     stages = agents.STAGES if settings.stages == "all" else settings.stages.split(",")
     try:
@@ -143,7 +143,7 @@ def worker() -> None:
     except ValueError as exc:
         raise _fail(f"CITYBRAIN_STAGES: {exc}") from exc
 
-    from streams.runtime import tune_gc
+    from citybrain.streams.runtime import tune_gc
 
     tune_gc()  # after the agents and their city pack are loaded
     worker_ = faust.Worker(

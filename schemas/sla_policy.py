@@ -16,7 +16,7 @@ from typing import Annotated, Literal, cast, get_args
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.feed_definition import DURATION, Strict, parse_duration
+from citybrain.schemas.feed_definition import DURATION, Strict, parse_duration
 
 ClockKind = Literal["calendar", "working"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

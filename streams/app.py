@@ -14,9 +14,9 @@ import faust
 from mode.utils.queues import ThrowableQueue
 
 from citybrain.settings import Settings, get_settings
-from streams.inflight import ReleasingQueue
-from streams.transport import Transport
-from streams.watchdog import Watchdog
+from citybrain.streams.inflight import ReleasingQueue
+from citybrain.streams.transport import Transport
+from citybrain.streams.watchdog import Watchdog
 
 #: At most this many partitions' oldest records in flight are named when the watchdog fires.
 NAMED_IN_FLIGHT = 20

@@ -34,7 +34,7 @@ from mode.utils.queues import ThrowableQueue
 
 from citybrain.backoff import backoff_delay
 from citybrain.logs import get_logger
-from streams.inflight import ack, release_all, track
+from citybrain.streams.inflight import ack, release_all, track
 
 RecordHandler = Callable[[Message], Any]
 log = get_logger(__name__)

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from citybrain.db.connect import connection_kwargs
 from citybrain.settings import Settings
-from streams.sinks.timescale import BatchWriter
+from citybrain.streams.sinks.timescale import BatchWriter
 
 set_json_dumps(orjson.dumps)
 

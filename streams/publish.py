@@ -13,7 +13,7 @@ from typing import Any
 import faust
 
 from citybrain.core.cells import correlation_key
-from schemas.events import CanonicalEvent
+from citybrain.schemas.events import CanonicalEvent
 
 ROUTED = "citybrain.routed"
 #: the single correlation owner's key on correlate.v1

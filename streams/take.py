@@ -25,7 +25,7 @@ from typing import Any
 import faust
 from mode.utils.futures import notify
 
-from streams.inflight import is_stale, release_all
+from citybrain.streams.inflight import is_stale, release_all
 
 
 class _Buffer:

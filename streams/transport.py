@@ -30,7 +30,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams.batches import BatchingConductor
+from citybrain.streams.batches import BatchingConductor
 
 
 class _Rest(Awaitable[Any]):

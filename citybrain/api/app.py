@@ -33,8 +33,8 @@ from citybrain.api.tokens import Principal, parse
 from citybrain.dispatch.plan import TRANSITIONS
 from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
 from citybrain.settings import Settings, get_settings
-from streams.db import open_pool
-from streams.topics import TOPICS
+from citybrain.streams.db import open_pool
+from citybrain.streams.topics import TOPICS
 
 API_PREFIX = "/api/v1"
 

@@ -21,9 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from citybrain.bench.report import percentile
 from citybrain.db.connect import connect, connection_kwargs
+from citybrain.schemas.tables import EVENTS
 from citybrain.settings import Settings
-from schemas.tables import EVENTS
-from streams.sinks.timescale import BatchWriter, Method
+from citybrain.streams.sinks.timescale import BatchWriter, Method
 
 CATEGORIES = ("smoke", "water_level", "manhole_tilt", "gas_leak", "pm25", "noise", "streetlight")
 DISTRICTS = ("310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112")

@@ -17,7 +17,7 @@ from citybrain.bench.proc import free_port
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
-from streams.watchdog import EXIT_STALLED
+from citybrain.streams.watchdog import EXIT_STALLED
 
 
 class Worker:

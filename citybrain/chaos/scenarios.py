@@ -21,7 +21,7 @@ from typing import Any
 from citybrain.chaos import faults, traffic
 from citybrain.chaos.side import SideTraffic
 from citybrain.settings import Settings
-from streams.watchdog import EXIT_STALLED
+from citybrain.streams.watchdog import EXIT_STALLED
 
 Progress = Callable[[str], None]
 

@@ -15,8 +15,8 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
+from citybrain.schemas.events import CanonicalEvent
 from citybrain.sim.scenario import Scenario
-from schemas.events import CanonicalEvent
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 from citybrain.core.cells import CELL_DEG, cell_of
 from citybrain.correlation.rules import Family, Rules, default_rules
 from citybrain.correlation.text import bigrams, similarity
-from schemas.events import CanonicalEvent
+from citybrain.schemas.events import CanonicalEvent
 
 EARTH_M_PER_DEG = 111_320.0
 MAX_TEXTS = 20  # report signatures an incident keeps for comparison

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from citybrain.config_errors import explain, load_yaml
-from schemas.feed_definition import parse_duration
+from citybrain.schemas.feed_definition import parse_duration
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 

@@ -23,8 +23,8 @@ from citybrain.db.maintain import MaintenanceReport, maintain
 from citybrain.db.modes import Mode, ModeError, choose_mode, render
 from citybrain.db.policies import timescale_policy_statements
 from citybrain.db.roles import apply_roles
+from citybrain.schemas import migrations_dir
 from citybrain.settings import Settings
-from schemas import migrations_dir
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x43495459  # "CITY"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from citybrain.dispatch.routing import Routing
-from streams.topics import dispatch_topic_name
+from citybrain.streams.topics import dispatch_topic_name
 
 
 @dataclass(frozen=True)

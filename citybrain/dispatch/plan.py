@@ -30,7 +30,7 @@ from citybrain.dispatch.sla import (
     tighten,
     timetable,
 )
-from schemas.sla_policy import SlaPolicy
+from citybrain.schemas.sla_policy import SlaPolicy
 
 OPEN = ("dispatched", "acknowledged", "in_progress")  # a task someone still has to work on
 DONE = ("resolved", "rejected", "cancelled")

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from citybrain.config_errors import ConfigError, line_of, load_yaml
 from citybrain.config_errors import explain as explain_validation
-from schemas.dispatch_config import (
+from citybrain.schemas.dispatch_config import (
     DepartmentsFile,
     Route,
     RoutesFile,

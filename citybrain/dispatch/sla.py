@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from citybrain.config_errors import ConfigError, explain, line_of, load_yaml
-from schemas.sla_policy import (
+from citybrain.schemas.sla_policy import (
     DEFER_CHECKS,
     ClockKind,
     Escalation,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.feed_definition import (
+from citybrain.schemas.feed_definition import (
     FeedDefinition,
     SilenceRule,
     ThresholdRule,

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from citybrain.config_errors import ConfigError, explain, load_yaml
 from citybrain.feeds.units import converter
 from citybrain.geo.devices import DeviceRegistry
-from schemas.feed_definition import FeedDefinition, parse_duration
+from citybrain.schemas.feed_definition import FeedDefinition, parse_duration
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 

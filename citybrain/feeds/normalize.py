@@ -20,7 +20,7 @@ import orjson
 from citybrain.core.errors import InvalidRecord
 from citybrain.feeds.definition import Feed
 from citybrain.privacy import mask_phone, mask_phones_in_text
-from schemas.feed_definition import Mapped
+from citybrain.schemas.feed_definition import Mapped
 
 #: Every reason a record can be rejected for; each is a dead-letter counter label.
 REASONS = (

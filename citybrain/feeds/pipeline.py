@@ -19,7 +19,7 @@ from citybrain.feeds.definition import Feed
 from citybrain.feeds.normalize import ParsedRecord, Reject, masked_phone, masked_text, parse
 from citybrain.geo.devices import DeviceRegistry
 from citybrain.geo.geotag import Geotagger, LocationRequest, Placement
-from schemas.events import CanonicalEvent, Location, RawRef
+from citybrain.schemas.events import CanonicalEvent, Location, RawRef
 
 
 class RawRecord(NamedTuple):

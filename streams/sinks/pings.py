@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from citybrain.core.ping import Ping
+from citybrain.schemas.tables import PIPELINE_PINGS
 from citybrain.settings import Settings
-from schemas.tables import PIPELINE_PINGS
-from streams.db import get_writer
+from citybrain.streams.db import get_writer
 
 
 async def write_pings(settings: Settings, pings: Sequence[Ping]) -> None:

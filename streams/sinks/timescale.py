@@ -27,7 +27,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from schemas.tables import TableSpec
+from citybrain.schemas.tables import TableSpec
 
 Row = tuple[Any, ...]
 Method = Literal["copy", "insert"]

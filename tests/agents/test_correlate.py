@@ -16,9 +16,9 @@ from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
+from citybrain.schemas.events import CanonicalEvent
 from citybrain.settings import Settings
 from citybrain.sim.scenario import Scenario
-from schemas.events import CanonicalEvent
 from tests.agents.test_normalize import collect, origin_of_event, produce
 
 pytestmark = pytest.mark.integration

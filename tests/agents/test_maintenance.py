@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from agents.maintenance import _LOCK_ID, run_maintenance
+from citybrain.agents.maintenance import _LOCK_ID, run_maintenance
 from citybrain.settings import Settings
 
 pytestmark = pytest.mark.integration

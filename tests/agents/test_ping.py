@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from citybrain.settings import Settings
-from streams.topics import TOPICS
+from citybrain.streams.topics import TOPICS
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-import agents
+from citybrain import agents
 from tests.conftest import VENV_BIN
 
 

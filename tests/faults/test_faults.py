@@ -7,7 +7,7 @@ import pytest
 
 from citybrain.chaos import scenarios
 from citybrain.settings import Settings
-from streams.watchdog import EXIT_STALLED
+from citybrain.streams.watchdog import EXIT_STALLED
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(400)]
 

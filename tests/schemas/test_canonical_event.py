@@ -14,7 +14,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
-from schemas.events import CanonicalEvent, Location, RawRef, schema_document
+from citybrain.schemas.events import CanonicalEvent, Location, RawRef, schema_document
 from tests.citybrain.feeds.conftest import NOW
 
 

@@ -29,7 +29,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
-from schemas.dispatch_status import StatusReportModel
+from citybrain.schemas.dispatch_status import StatusReportModel
 from tests.citybrain.dispatch.test_plan import CTX, OPS, T0, create, incident
 from tests.citybrain.feeds.conftest import NOW
 

@@ -13,8 +13,15 @@ import pytest
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from streams.batches import PAUSE_AT, RESUME_AT, BatchQueue, Pipeline, RecordBatch, _OpenBatch
-from streams.transport import start_eagerly
+from citybrain.streams.batches import (
+    PAUSE_AT,
+    RESUME_AT,
+    BatchQueue,
+    Pipeline,
+    RecordBatch,
+    _OpenBatch,
+)
+from citybrain.streams.transport import start_eagerly
 
 
 class Partitions:

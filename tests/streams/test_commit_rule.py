@@ -14,7 +14,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams.transport import Consumer, next_commit
+from citybrain.streams.transport import Consumer, next_commit
 
 TP0 = TP("events.v1", 0)
 

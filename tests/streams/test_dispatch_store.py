@@ -16,7 +16,12 @@ from psycopg import AsyncConnection
 
 from citybrain.dispatch.plan import plan_incident
 from citybrain.settings import Settings
-from streams.dispatch_store import Outgoing, claim_deliveries, save_plan, tasks_of_incidents
+from citybrain.streams.dispatch_store import (
+    Outgoing,
+    claim_deliveries,
+    save_plan,
+    tasks_of_incidents,
+)
 from tests.citybrain.dispatch.test_plan import CTX, incident
 
 pytestmark = pytest.mark.integration

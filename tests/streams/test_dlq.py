@@ -1,4 +1,4 @@
-from streams.dlq import dead_letter_headers, dlq_topic_name, mask_payload
+from citybrain.streams.dlq import dead_letter_headers, dlq_topic_name, mask_payload
 
 
 def test_dead_letter_headers_name_stage_error_and_origin() -> None:

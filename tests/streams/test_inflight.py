@@ -14,10 +14,10 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.app import App
-from streams.batches import BatchTopic, Pipeline, RecordBatch
-from streams.inflight import ReleasingQueue, release
-from streams.take import take_ready
+from citybrain.streams.app import App
+from citybrain.streams.batches import BatchTopic, Pipeline, RecordBatch
+from citybrain.streams.inflight import ReleasingQueue, release
+from citybrain.streams.take import take_ready
 
 TOPIC = "events.v1"
 TPART = TP(TOPIC, 3)

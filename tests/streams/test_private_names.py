@@ -6,7 +6,7 @@ import re
 from importlib.metadata import version
 from pathlib import Path
 
-from streams.private_names import PRIVATE_NAMES, PrivateName, missing
+from citybrain.streams.private_names import PRIVATE_NAMES, PrivateName, missing
 
 STREAMS = Path(__file__).resolve().parents[2] / "streams"
 

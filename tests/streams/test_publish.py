@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.publish import ROUTED, was_routed
+from citybrain.streams.publish import ROUTED, was_routed
 
 
 @pytest.mark.parametrize(

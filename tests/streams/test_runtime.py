@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from streams.runtime import THRESHOLDS, tune_gc
+from citybrain.streams.runtime import THRESHOLDS, tune_gc
 
 
 def test_start_up_objects_are_frozen_and_collections_rarer() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from faust.transport.consumer import ThreadDelegateConsumer
 from faust.types import TP
 
-from streams.transport import Consumer
+from citybrain.streams.transport import Consumer
 
 RAW = [TP("raw.iot.smoke-alarm", p) for p in range(2)]
 CHANGELOG = TP("app-alarm-state-smoke-alarm-changelog", 0)

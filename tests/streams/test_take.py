@@ -8,7 +8,7 @@ from typing import Any
 
 import faust
 
-from streams.take import take_ready
+from citybrain.streams.take import take_ready
 
 
 async def _run(within: float, busy: float) -> tuple[list[list[int]], float]:

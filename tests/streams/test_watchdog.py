@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from citybrain.metrics import STALLS
-from streams.watchdog import EXIT_STALLED, LOOP, Wait, Watchdog, overdue
+from citybrain.streams.watchdog import EXIT_STALLED, LOOP, Wait, Watchdog, overdue
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from citybrain.core.cells import cell_of
 from citybrain.correlation.accuracy import score
 from citybrain.correlation.core import Correlator, cells_within, distance_m
-from schemas.events import CanonicalEvent, Location, RawRef
+from citybrain.schemas.events import CanonicalEvent, Location, RawRef
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 M = 1 / 111_320  # one metre of latitude in degrees

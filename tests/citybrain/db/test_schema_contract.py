@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from citybrain.schemas.tables import ALL_SPECS, TableSpec
 from citybrain.settings import Settings
-from schemas.tables import ALL_SPECS, TableSpec
 
 pytestmark = pytest.mark.integration
 ALIASES = {

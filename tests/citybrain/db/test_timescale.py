@@ -15,9 +15,9 @@ from citybrain.db.connect import connection_kwargs
 from citybrain.db.migrate import migrate
 from citybrain.db.policies import time_tables
 from citybrain.db.status import read_status
+from citybrain.schemas.tables import EVENTS, READINGS
 from citybrain.settings import Settings
-from schemas.tables import EVENTS, READINGS
-from streams.sinks.timescale import BatchWriter
+from citybrain.streams.sinks.timescale import BatchWriter
 
 pytestmark = [pytest.mark.integration, pytest.mark.timescale]
 TIME_TABLES = {"events", "readings", "incident_history", "dispatch_history", "delivery_attempts"}

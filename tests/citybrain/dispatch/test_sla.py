@@ -28,7 +28,13 @@ from citybrain.dispatch.sla import (
     tighten,
     timetable,
 )
-from schemas.sla_policy import CATEGORIES, PRIORITIES, WEEKDAYS, SlaPolicy, WorkingHoursSpec
+from citybrain.schemas.sla_policy import (
+    CATEGORIES,
+    PRIORITIES,
+    WEEKDAYS,
+    SlaPolicy,
+    WorkingHoursSpec,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 CN_2026 = SLA_FILE.parent / "holidays" / "cn-2026.yaml"

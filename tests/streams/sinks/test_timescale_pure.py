@@ -1,5 +1,5 @@
-from schemas.tables import EVENTS, PIPELINE_PINGS, TableSpec
-from streams.sinks.timescale import conflict_clause, last_per_key
+from citybrain.schemas.tables import EVENTS, PIPELINE_PINGS, TableSpec
+from citybrain.streams.sinks.timescale import conflict_clause, last_per_key
 
 
 def test_last_row_of_a_key_wins_in_first_seen_order() -> None:

@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from citybrain.schemas.tables import EVENTS, READINGS, TableSpec
 from citybrain.settings import Settings
 from citybrain.stack import PostgresService
-from schemas.tables import EVENTS, READINGS, TableSpec
-from streams.retry import retry_transient
-from streams.sinks.timescale import BatchWriter, Method
+from citybrain.streams.retry import retry_transient
+from citybrain.streams.sinks.timescale import BatchWriter, Method
 
 pytestmark = pytest.mark.integration
 METHODS: list[Method] = ["copy", "insert"]
