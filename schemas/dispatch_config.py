@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from citybrain.schemas.feed_definition import Strict
+from citybrain.schemas.fields import Strict
 
 CODE = r"^[a-z0-9][a-z0-9-]*$"
 ENV_NAME = r"^[A-Z][A-Z0-9_]*$"

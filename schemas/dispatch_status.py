@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
+
+from citybrain.schemas.fields import Strict
 
 SCHEMA_ID = "citybrain.dispatch-status/1"
 
 
-class StatusReportModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StatusReportModel(Strict):
     schema_: Literal["citybrain.dispatch-status/1"] = Field(
         "citybrain.dispatch-status/1", alias="schema"
     )

@@ -7,27 +7,11 @@ sends telemetry (`readings`) that `alarms` rules turn into events, or both.
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@functools.lru_cache(maxsize=256)
-def parse_duration(text: str) -> float:
-    """'5m' -> 300.0 seconds (cached: alarm rules ask for every reading)."""
-    m = DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h")
-    return float(m[1]) * _UNITS[m[2]]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from citybrain.schemas.fields import Duration, Strict, TimeZoneName, parse_duration
 
 
 class Source(Strict):
@@ -60,25 +44,8 @@ class Source(Strict):
 class Timestamp(Strict):
     path: str
     format: str = Field("iso8601", description="iso8601, epoch_s, epoch_ms or a strptime format")
-    timezone: str = "Asia/Shanghai"
-    max_future: str = "5m"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-    @field_validator("max_future")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+    timezone: TimeZoneName = "Asia/Shanghai"
+    max_future: Duration = "5m"
 
 
 class Mapped(Strict):
@@ -114,7 +81,7 @@ class EventMapping(Strict):
     severity: Mapped = Mapped(const=3)
     text: str | None = None
     caller_phone: str | None = None
-    attributes: dict[str, str] = {}
+    attributes: dict[str, str] = Field(default_factory=dict)
 
 
 class Reading(Strict):
@@ -145,28 +112,16 @@ class RateRule(Strict):
     rule: Literal["rate_of_change"]
     metric: str
     rise: float = Field(gt=0, description="Alarm when the value rises by this much ...")
-    within: str = Field(description="... within this long.")
+    within: Duration = Field(description="... within this long.")
     category: str
     severity: int = Field(3, ge=1, le=4)
-
-    @field_validator("within")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 class SilenceRule(Strict):
     rule: Literal["silence"]
-    after: str
+    after: Duration
     category: str = "device_offline"
     severity: int = Field(4, ge=1, le=4)
-
-    @field_validator("after")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 AlarmRule = Annotated[ThresholdRule | RateRule | SilenceRule, Field(discriminator="rule")]
@@ -183,8 +138,8 @@ class FeedDefinition(Strict):
     observed_at: Timestamp
     location: Location = Location()
     event: EventMapping | None = None
-    readings: list[Reading] = []
-    alarms: list[AlarmRule] = []
+    readings: list[Reading] = Field(default_factory=list)
+    alarms: list[AlarmRule] = Field(default_factory=list)
     samples: str | None = Field(None, description="JSONL of sample payloads, next to the file.")
 
     @model_validator(mode="after")

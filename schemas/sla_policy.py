@@ -16,7 +16,13 @@ from typing import Annotated, Literal, cast, get_args
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from citybrain.schemas.feed_definition import DURATION, Strict, parse_duration
+from citybrain.schemas.fields import (
+    DURATION,
+    PositiveDuration,
+    Strict,
+    TimeZoneName,
+    parse_duration,
+)
 
 ClockKind = Literal["calendar", "working"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -52,12 +58,6 @@ def duration(text: str, clock: ClockKind, working_day: timedelta) -> timedelta:
     if m is not None and m[2] == "d" and clock == "working":
         return float(m[1]) * working_day
     return timedelta(seconds=parse_duration(text))
-
-
-def _positive_duration(value: str) -> str:
-    if parse_duration(value) <= 0:
-        raise ValueError(f"{value!r} must be longer than zero")
-    return value
 
 
 def parse_period(text: str) -> tuple[time, time]:
@@ -137,20 +137,9 @@ class HolidayDays(Strict):
 
 
 class WorkingHoursSpec(Strict):
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     days: list[Weekday] = Field(["mon", "tue", "wed", "thu", "fri"], min_length=1)
     hours: list[str] = Field(["09:00-17:30"], min_length=1, description="Local periods.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("hours")
     @classmethod
@@ -183,39 +172,24 @@ class WorkingHoursSpec(Strict):
 class Target(Strict):
     """Deadlines for one category and priority, after applying its overrides."""
 
-    ack: str
-    resolve: str
+    ack: PositiveDuration
+    resolve: PositiveDuration
     clock: ClockKind = "calendar"
-
-    @field_validator("ack", "resolve")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        return _positive_duration(value)
 
 
 class Override(Strict):
     """Per-priority changes to a category's deadlines."""
 
-    ack: str | None = None
-    resolve: str | None = None
+    ack: PositiveDuration | None = None
+    resolve: PositiveDuration | None = None
     clock: ClockKind | None = None
-
-    @field_validator("ack", "resolve")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        return None if value is None else _positive_duration(value)
 
 
 class CategoryPolicy(Strict):
-    ack: str
-    resolve: str
+    ack: PositiveDuration
+    resolve: PositiveDuration
     clock: ClockKind = "calendar"
     priorities: dict[Priority, Override] = Field(default_factory=dict)
-
-    @field_validator("ack", "resolve")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        return _positive_duration(value)
 
     def target(self, priority: int) -> Target:
         o = self.priorities.get(priority, Override())
