@@ -6,21 +6,20 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from citybrain.config_errors import explain, load_yaml
-from citybrain.schemas.feed_definition import parse_duration
+from citybrain.schemas.fields import Duration, Strict, parse_duration
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 
 
-class Family(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Family(Strict):
     name: str = "default"
-    categories: list[str] = []
+    categories: list[str] = Field(default_factory=list)
     radius_m: float = Field(gt=0)
-    window: str
-    sources: list[str] = ["iot", "hotline", "open311"]
+    window: Duration
+    sources: list[str] = Field(default_factory=lambda: ["iot", "hotline", "open311"])
 
     _window: timedelta = PrivateAttr(default=timedelta(0))
     _window_us: int = PrivateAttr(default=0)
@@ -42,13 +41,12 @@ class Family(BaseModel):
         return self._window_us
 
 
-class Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Rules(Strict):
     default: Family
     families: list[Family]
     text_similarity: float = Field(0.3, ge=0, le=1)
     text_margin: float = Field(0.2, ge=0, le=1)
-    text_boilerplate: list[str] = []
+    text_boilerplate: list[str] = Field(default_factory=list)
 
     def family_of(self, category: str) -> Family:
         for family in self.families:

@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from citybrain.config_errors import ConfigError, explain, load_yaml
 from citybrain.geo.crs import normalize_crs, to_wgs84
+from citybrain.schemas.fields import Strict
 
 PACKS_DIR = Path(__file__).parent / "packs"
 
 
-class LayerFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LayerFile(Strict):
     layer: str = Field(pattern=r"^(district|street|community|jurisdiction:[a-z0-9_-]+)$")
     file: str
     code_property: str = "code"
@@ -35,35 +35,30 @@ class LayerFile(BaseModel):
     parent_property: str | None = None
 
 
-class Zone(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Zone(Strict):
     code: str
     name: str
     districts: list[str] = Field(min_length=1)
 
 
-class JurisdictionGroups(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JurisdictionGroups(Strict):
     layer: str = Field(pattern=r"^jurisdiction:[a-z0-9_-]+$")
     zones: list[Zone] = Field(min_length=1)
 
 
-class Source(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Source(Strict):
     layer: str
     source: str
     licence: str
 
 
-class GridSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GridSpec(Strict):
     cell_m: float = Field(500, gt=10, le=10_000)
 
 
-class PackSpec(BaseModel):
+class PackSpec(Strict):
     """The schema of `pack.yaml`."""
 
-    model_config = ConfigDict(extra="forbid")
     pack: str = Field(pattern=r"^[a-z0-9_-]+$")
     city: str
     version: int = Field(ge=1)
@@ -71,7 +66,7 @@ class PackSpec(BaseModel):
     sources: list[Source] = Field(min_length=1)
     layers: list[LayerFile] = Field(min_length=1)
     grid: GridSpec = GridSpec()
-    jurisdictions: list[JurisdictionGroups] = []
+    jurisdictions: list[JurisdictionGroups] = Field(default_factory=list)
     gazetteer: str | None = None
 
 
