@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from citybrain.config_errors import ConfigError, explain, line_of, load_yaml
 from citybrain.privacy import mask_phones_in_text
+from citybrain.schemas.fields import Strict, require_aware
 
 SERVICES_FILE = Path(__file__).parent / "config" / "open311_services.yaml"
 
@@ -92,10 +93,10 @@ REQUEST_ID_RE = re.compile(r"^cb-[0-9a-f]{16}$")
 
 
 # --- services -----------------------------------------------------------------------------------
-class Service(BaseModel):
+class Service(Strict):
     """One request type of `config/open311_services.yaml`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
     service_code: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     service_name: str = Field(min_length=1)
     service_name_zh: str | None = None
@@ -106,13 +107,12 @@ class Service(BaseModel):
     type: Literal["realtime"] = Field(
         "realtime", description="The POST returns the service_request_id (no tokens)."
     )
-    keywords: list[str] = []
+    keywords: list[str] = Field(default_factory=list)
     group: str = Field(min_length=1)
     service_notice: str | None = Field(None, description="For the POST response.")
 
 
-class _ServicesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _ServicesFile(Strict):
     services: list[Service] = Field(min_length=1)
 
 
@@ -215,12 +215,6 @@ _TEXT_FIELDS = (
 )
 
 
-def _aware(t: datetime, what: str) -> datetime:
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"{what} must carry a time zone (the spec requires an offset)")
-    return t
-
-
 def _coordinate(value: str, field: str, bound: float, errors: list[Open311Error]) -> float | None:
     if not _NUMBER.match(value):
         errors.append(Open311Error(400, f"{field}: not a number: {value[:40]!r}"))
@@ -254,7 +248,7 @@ def validate_request(
       so no attribute is defined or required; unknown fields are ignored too.
     - requested_datetime is `now` (tz-aware), the moment the city received the request.
     """
-    _aware(now, "now")
+    require_aware(now, "now")
     values = {k: v.strip() for k, v in form.items() if isinstance(v, str) and v.strip()}
     errors: list[Open311Error] = []
 
@@ -368,7 +362,7 @@ def new_request_id(idempotency_key: str | None = None, *, client_id: str = "") -
 
 def w3c_datetime(t: datetime) -> str:
     """ISO 8601 as in the W3C note, with the offset the spec requires (`+08:00`, `Z`)."""
-    text = _aware(t, "datetime").isoformat(timespec="seconds")
+    text = require_aware(t, "datetime").isoformat(timespec="seconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

@@ -32,6 +32,7 @@ from citybrain.api.open311 import (
     validate_request,
 )
 from citybrain.api.tokens import parse
+from citybrain.schemas.fields import is_aware
 
 router = APIRouter(tags=["open311"])
 Format = Literal["json", "xml"]
@@ -155,7 +156,7 @@ async def get_requests(
 ) -> Response:
     errors = []
     for name, value in (("start_date", start_date), ("end_date", end_date)):
-        if value is not None and value.tzinfo is None:
+        if value is not None and not is_aware(value):
             errors.append(Open311Error(400, f"{name}: needs a time zone (Z or +08:00)"))
     wanted = {s.strip() for s in (status or "").split(",") if s.strip()}
     if wanted - {"open", "closed"}:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import orjson
 
 from citybrain.core.errors import InvalidRecord
+from citybrain.schemas.fields import is_aware
 
 __all__ = ["InvalidRecord", "Ping", "parse_ping"]
 
@@ -41,7 +42,7 @@ def parse_ping(raw: bytes | None) -> Ping:
         sent_at = datetime.fromisoformat(sent_raw)
     except ValueError as exc:
         raise InvalidRecord("bad_timestamp", f"sent_at: {exc}") from exc
-    if sent_at.tzinfo is None:
+    if not is_aware(sent_at):
         raise InvalidRecord("bad_timestamp", "sent_at: timestamp must carry a UTC offset")
     note = doc.get("note")
     if note is not None and not isinstance(note, str):

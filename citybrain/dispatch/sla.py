@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from citybrain.config_errors import ConfigError, explain, line_of, load_yaml
+from citybrain.schemas.fields import require_aware
 from citybrain.schemas.sla_policy import (
     DEFER_CHECKS,
     ClockKind,
@@ -36,9 +37,7 @@ MAX_SEARCH_DAYS = 3660  # give up looking for working time after ten years
 
 def utc(at: datetime) -> datetime:
     """The same instant in UTC; a naive datetime is refused (its zone would be a guess)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"{at.isoformat()} has no time zone")
-    return at.astimezone(UTC)
+    return require_aware(at).astimezone(UTC)
 
 
 # --- clocks -----------------------------------------------------------------------------------
