@@ -80,6 +80,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("not a cursor from this API") from exc
 
 
+def where_clause(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """The conditions whose value is given (not None) joined with AND (`TRUE` when none is),
+    and their query parameters in order; a condition with several placeholders takes a tuple."""
+    where = ["TRUE"]
+    params: list[Any] = []
+    for sql, value in conditions:
+        if value is None:
+            continue
+        where.append(sql)
+        if isinstance(value, tuple):
+            params.extend(value)
+        else:
+            params.append(value)
+    return " AND ".join(where), params
+
+
 async def list_tasks(
     conn: AsyncConnection[Any],
     department: str | None,
@@ -91,35 +107,19 @@ async def list_tasks(
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    where = ["TRUE"]
-    params: list[Any] = []
-    if department is not None:
-        where.append("d.department = %s")
-        params.append(department)
-    if status is not None:
-        where.append("d.status = %s")
-        params.append(status)
-    if overdue is not None:
-        where.append(
+    where, params = where_clause(
+        ("d.department = %s", department),
+        ("d.status = %s", status),
+        (
             "(d.status IN ('dispatched', 'acknowledged', 'in_progress')"
-            " AND d.resolve_deadline < now()) = %s"
-        )
-        params.append(overdue)
-    if district is not None:
-        where.append("i.district = %s")
-        params.append(district)
-    if since is not None:
-        where.append("d.updated_at >= %s")
-        params.append(since)
-    if after is not None:
-        where.append("(d.created_at, d.dispatch_id) < (%s, %s)")
-        params += [after[0], after[1]]
-    query = (
-        _TASK
-        + " WHERE "
-        + " AND ".join(where)
-        + " ORDER BY d.created_at DESC, d.dispatch_id DESC LIMIT %s"
+            " AND d.resolve_deadline < now()) = %s",
+            overdue,
+        ),
+        ("i.district = %s", district),
+        ("d.updated_at >= %s", since),
+        ("(d.created_at, d.dispatch_id) < (%s, %s)", after),
     )
+    query = _TASK + " WHERE " + where + " ORDER BY d.created_at DESC, d.dispatch_id DESC LIMIT %s"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query.encode(), [*params, limit])
         return await cur.fetchall()
@@ -254,21 +254,13 @@ async def open311_requests(
     end: datetime | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    where = ["TRUE"]
-    params: list[Any] = []
-    if ids:
-        where.append("q.service_request_id = ANY(%s)")
-        params.append(ids)
-    if service_code:
-        where.append("q.service_code = %s")
-        params.append(service_code)
-    if start:
-        where.append("q.requested_at >= %s")
-        params.append(start)
-    if end:
-        where.append("q.requested_at <= %s")
-        params.append(end)
-    query = _OPEN311 + " WHERE " + " AND ".join(where) + " ORDER BY q.requested_at DESC LIMIT %s"
+    where, params = where_clause(
+        ("q.service_request_id = ANY(%s)", ids or None),
+        ("q.service_code = %s", service_code or None),
+        ("q.requested_at >= %s", start),
+        ("q.requested_at <= %s", end),
+    )
+    query = _OPEN311 + " WHERE " + where + " ORDER BY q.requested_at DESC LIMIT %s"
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query.encode(), [*params, limit])
         return await cur.fetchall()
