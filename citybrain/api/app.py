@@ -355,6 +355,14 @@ async def task_detail(request: Request, who: Caller, dispatch_id: str) -> TaskDe
     return TaskDetail(**row, reports=[Report(**r) for r in reports])
 
 
+# A department's report on its task: 202 once sent to dispatch.status.v1.
+_STATUS_CHANGE: dict[str, Any] = {
+    "status_code": 202,
+    "response_model": Accepted,
+    "responses": {**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
+}
+
+
 async def _report(
     request: Request,
     who: Principal,
@@ -383,44 +391,24 @@ async def _report(
     return Accepted(report_id=report_id, dispatch_id=dispatch_id, status=status)
 
 
-@tasks_router.post(
-    "/tasks/{dispatch_id}/acknowledge",
-    status_code=202,
-    response_model=Accepted,
-    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
-)
+@tasks_router.post("/tasks/{dispatch_id}/acknowledge", **_STATUS_CHANGE)
 async def acknowledge(request: Request, who: Caller, dispatch_id: str) -> Accepted:
     return await _report(request, who, dispatch_id, "acknowledged")
 
 
-@tasks_router.post(
-    "/tasks/{dispatch_id}/start",
-    status_code=202,
-    response_model=Accepted,
-    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
-)
+@tasks_router.post("/tasks/{dispatch_id}/start", **_STATUS_CHANGE)
 async def start(request: Request, who: Caller, dispatch_id: str) -> Accepted:
     return await _report(request, who, dispatch_id, "in_progress")
 
 
-@tasks_router.post(
-    "/tasks/{dispatch_id}/resolve",
-    status_code=202,
-    response_model=Accepted,
-    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
-)
+@tasks_router.post("/tasks/{dispatch_id}/resolve", **_STATUS_CHANGE)
 async def resolve(request: Request, who: Caller, dispatch_id: str, body: Resolve) -> Accepted:
     return await _report(
         request, who, dispatch_id, "resolved", note=body.note, photo_url=body.photo_url
     )
 
 
-@tasks_router.post(
-    "/tasks/{dispatch_id}/reject",
-    status_code=202,
-    response_model=Accepted,
-    responses={**NOT_FOUND, 409: {"description": "The task cannot take this change."}},
-)
+@tasks_router.post("/tasks/{dispatch_id}/reject", **_STATUS_CHANGE)
 async def reject(request: Request, who: Caller, dispatch_id: str, body: Reject) -> Accepted:
     return await _report(
         request,
