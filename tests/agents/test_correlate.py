@@ -18,7 +18,7 @@ from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.settings import Settings
-from citybrain.sim.scenario import Scenario
+from citybrain_tools.sim.scenario import Scenario
 from tests.agents.test_normalize import collect, origin_of_event, produce
 
 pytestmark = pytest.mark.integration

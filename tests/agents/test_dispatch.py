@@ -19,13 +19,13 @@ import numpy as np
 import psycopg
 import pytest
 
-from citybrain.chaos.faults import start_group_at_end
 from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE
 from citybrain.dispatch.webhooks import WebhookVerificationError, generate_secret, verify
 from citybrain.geo.crs import from_wgs84
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
+from citybrain_tools.chaos.faults import start_group_at_end
 from tests.agents.test_normalize import collect, produce
 from tests.conftest import free_port, wait_for
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from citybrain.chaos import scenarios
 from citybrain.settings import Settings
 from citybrain.streams.watchdog import EXIT_STALLED
+from citybrain_tools.chaos import scenarios
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(400)]
 

@@ -24,7 +24,7 @@ from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.grafana.macros import Context, expand
 from citybrain.settings import PROJECT_ROOT, Settings
-from citybrain.sim.scenario import Scenario
+from citybrain_tools.sim.scenario import Scenario
 from tests.agents.test_normalize import produce
 from tests.conftest import WorkerProcess, free_port, wait_for
 

@@ -1,16 +1,11 @@
-"""The address matcher: table-driven cases and the labelled sample's figures."""
+"""The address matcher: table-driven cases (the labelled sample's figures: tests/tools/bench)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from citybrain.bench.address import evaluate, load_sample
 from citybrain.geo.address import Gazetteer, load_gazetteer, normalize
 from citybrain.geo.pack import load_pack
-
-SAMPLE = Path(__file__).parents[2] / "data" / "addresses_shanghai.tsv"
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +33,3 @@ def test_matches(gazetteer: Gazetteer, text: str, entry: str | None, placed: boo
 
 def test_normalize_folds_full_width_and_punctuation() -> None:
     assert normalize("世纪大道２００１号， 东门") == "世纪大道2001号东门"
-
-
-def test_labelled_sample_figures(gazetteer: Gazetteer) -> None:
-    sample = load_sample(SAMPLE)
-    assert len(sample) >= 200
-    result = evaluate(gazetteer, sample)
-    assert result.match_rate >= 0.95, result.misses
-    assert result.accuracy_entry >= 0.95, result.misses
-    assert result.vague_kept_for_operator >= 0.95, result.misses

@@ -19,11 +19,11 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from citybrain.bench.report import percentile
 from citybrain.db.connect import connect, connection_kwargs
 from citybrain.schemas.tables import EVENTS
 from citybrain.settings import Settings
 from citybrain.streams.sinks.timescale import BatchWriter, Method
+from citybrain_tools.bench.report import percentile
 
 CATEGORIES = ("smoke", "water_level", "manhole_tilt", "gas_leak", "pm25", "noise", "streetlight")
 DISTRICTS = ("310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112")

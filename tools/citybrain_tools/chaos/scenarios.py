@@ -2,7 +2,7 @@
 returns a dataclass of figures. Counts and durations are parameters, so `citybrain chaos`
 runs them at full size and `tests/faults/` small.
 
-All use the traffic of `citybrain.chaos.traffic` (unique-id smoke alarms) and workers in a
+All use the traffic of `citybrain_tools.chaos.traffic` (unique-id smoke alarms) and workers in a
 fresh consumer group started at the current end of every topic."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from citybrain.chaos import faults, traffic
-from citybrain.chaos.side import SideTraffic
 from citybrain.settings import Settings
 from citybrain.streams.watchdog import EXIT_STALLED
+from citybrain_tools.chaos import faults, traffic
+from citybrain_tools.chaos.side import SideTraffic
 
 Progress = Callable[[str], None]
 
@@ -450,7 +450,7 @@ def rebalances(
     """One worker stays; a second joins and leaves (clean stop) every `period` s, `cycles`
     times (a join or leave counts once the group is stable with the new member count),
     while smoke alarms flow and, on the other topics the stages read, pings, hotline calls
-    and the departments' acknowledgements of the tasks (`citybrain.chaos.side`). Workers
+    and the departments' acknowledgements of the tasks (`citybrain_tools.chaos.side`). Workers
     run supervised: one that exits (the stall watchdog's exit status or any other) is
     started again and counted, and fails the scenario."""
     result = Rebalances(cycles=cycles)
@@ -592,7 +592,7 @@ def poison(
     """The bad-input corpus and a poison pill for each stage, with good events before and
     behind them: every bad record becomes a dead letter with its reason, the worker goes
     on, and the good events behind are stored, correlated and dispatched."""
-    from citybrain.chaos import poison as hostile
+    from citybrain_tools.chaos import poison as hostile
 
     result = Poison()
     run = traffic.new_run_id()
@@ -728,9 +728,9 @@ def webhook_outage(
     `down_for` s in all, then back: every task message reaches it, once per webhook-id.
     Retries are set so that they outlast the outage (the default 8 attempts with a 2 s
     base give up after about 4 minutes)."""
-    from citybrain.chaos.receiver import Receiver
     from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE
     from citybrain.dispatch.webhooks import generate_secret
+    from citybrain_tools.chaos.receiver import Receiver
 
     result = WebhookOutage()
     run = traffic.new_run_id()

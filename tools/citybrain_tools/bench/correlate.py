@@ -22,7 +22,7 @@ from typing import Any
 
 from citybrain.correlation.core import Correlator
 from citybrain.schemas.events import CanonicalEvent, Location, RawRef
-from citybrain.sim.scenario import ESTATES, PLACE_NAMES
+from citybrain_tools.sim.scenario import ESTATES, PLACE_NAMES
 
 REPORTS_PER_INCIDENT = 5
 DISTRICTS = [f"3101{n:02d}" for n in (1, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17, 18, 20, 51)]

@@ -16,7 +16,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
-from citybrain.sim.scenario import Scenario, SimRecord
+from citybrain_tools.sim.scenario import Scenario, SimRecord
 
 
 @dataclass

@@ -13,11 +13,11 @@ import time
 import uuid
 from pathlib import Path
 
-from citybrain.bench.proc import free_port
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
 from citybrain.streams.watchdog import EXIT_STALLED
+from citybrain_tools.bench.proc import free_port
 
 
 class Worker:

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from citybrain.chaos import traffic
 from citybrain.settings import Settings
+from citybrain_tools.chaos import traffic
 
 PING_TOPIC = "pipeline.ping.v1"
 HOTLINE_TOPIC = "raw.hotline"

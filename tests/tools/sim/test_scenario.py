@@ -15,7 +15,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
-from citybrain.sim.scenario import Scenario, SimRecord
+from citybrain_tools.sim.scenario import Scenario, SimRecord
 
 END = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
 

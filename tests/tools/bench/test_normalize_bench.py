@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from citybrain.bench.normalize import last_ready
+from citybrain_tools.bench.normalize import last_ready
 
 
 def _line(event: str, at: str) -> str:

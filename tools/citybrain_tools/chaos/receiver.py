@@ -7,8 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from citybrain.bench.proc import free_port
 from citybrain.dispatch.webhooks import WebhookVerificationError, verify
+from citybrain_tools.bench.proc import free_port
 
 
 class Receiver:

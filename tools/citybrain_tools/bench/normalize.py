@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, stop_signal
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
+from citybrain_tools.bench.proc import cpu_seconds, free_port, profiler_prefix, stop_signal
 
 
 @dataclass

@@ -43,12 +43,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from citybrain.bench.normalize import last_ready, stored_readings
-from citybrain.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
-from citybrain.chaos.faults import start_group_at_end
 from citybrain.db.connect import connect
 from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
+from citybrain_tools.bench.normalize import last_ready, stored_readings
+from citybrain_tools.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
+from citybrain_tools.chaos.faults import start_group_at_end
 
 PROBE_PLACE = (121.5435, 31.2216)  # 浦东新区, in the gas-pudong zone
 

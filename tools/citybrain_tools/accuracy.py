@@ -16,7 +16,7 @@ from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
-from citybrain.sim.scenario import Scenario
+from citybrain_tools.sim.scenario import Scenario
 
 
 @dataclass

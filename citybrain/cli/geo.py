@@ -1,0 +1,92 @@
+"""`citybrain geo check | import | tag`: city packs and geo-tagging."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from citybrain.cli.common import cli_settings, fail
+
+if TYPE_CHECKING:
+    from citybrain.geo.index import GeoIndex
+    from citybrain.geo.pack import CityPack
+
+app = typer.Typer(help="City packs and geo-tagging.", no_args_is_help=True)
+
+
+def _load_pack(pack: str | None) -> tuple[CityPack, GeoIndex]:
+    from citybrain.config_errors import ConfigError
+    from citybrain.geo.index import GeoIndex
+    from citybrain.geo.pack import load_pack
+
+    try:
+        loaded = load_pack(pack or cli_settings().city_pack)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    return loaded, GeoIndex(loaded)
+
+
+@app.command("check")
+def geo_check(
+    pack: Annotated[str, typer.Argument(help="Pack folder or shipped pack name.")],
+) -> None:
+    """Validate a city pack (schema, geometries, repairs) without touching the database."""
+
+    loaded, index = _load_pack(pack)
+    typer.echo(
+        f"{loaded.spec.pack} v{loaded.spec.version} ({loaded.spec.city}), "
+        f"source CRS {loaded.spec.source_crs} -> WGS-84"
+    )
+    for layer, regions in loaded.regions.items():
+        typer.echo(f"  {layer:<24} {len(regions):>6} regions")
+    typer.echo(
+        f"  {'grid':<24} {len(index.grid_regions()):>6} cells of {loaded.spec.grid.cell_m:.0f} m"
+    )
+    for note in loaded.repaired:
+        typer.echo(f"  repaired {note}")
+
+
+@app.command("import")
+def geo_import(
+    pack: Annotated[str, typer.Argument(help="Pack folder or shipped pack name.")],
+) -> None:
+    """Store a city pack (all layers plus the generated grid) in the database, versioned."""
+    from citybrain.db.connect import connect
+    from citybrain.geo.store import ImportRefused, import_pack
+
+    loaded, index = _load_pack(pack)
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"\r  stored {done}/{total} boundaries", nl=False, err=True)
+
+    try:
+        with connect(cli_settings()) as conn:
+            result = import_pack(conn, loaded, index, progress)
+    except ImportRefused as exc:
+        raise fail(str(exc)) from exc
+    typer.echo("", err=True)
+    verb = "imported" if result.imported else "already imported (no change)"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))
+    typer.echo(f"{result.set_code} v{result.version} {verb}: {counts}")
+
+
+@app.command("tag")
+def geo_tag(
+    lon: float,
+    lat: float,
+    crs: Annotated[str, typer.Option(help="WGS-84, GCJ-02 or BD-09.")] = "WGS-84",
+    pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
+) -> None:
+    """Show what geo-tagging makes of one point."""
+
+    _, index = _load_pack(pack)
+    tags = index.tag([lon], [lat], crs)
+    typer.echo(
+        f"WGS-84: {tags.lon[0]:.6f}, {tags.lat[0]:.6f}"
+        + ("  (longitude and latitude were swapped)" if tags.swapped[0] else "")
+    )
+    typer.echo("status: " + ("located" if tags.in_area[0] else "out_of_area"))
+    typer.echo(f"grid: {index.grid_code(int(tags.cell[0]))}")
+    for layer in index.layers:
+        typer.echo(f"{layer}: {index.code_of(tags, layer, 0)}")

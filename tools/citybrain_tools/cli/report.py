@@ -1,0 +1,30 @@
+"""Printing a figures report for the tools' commands: a table with the target's verdict,
+or JSON only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+
+def print_report(
+    data: dict[str, Any],
+    json_out: bool,
+    target: str | None = None,
+    met: bool = True,
+    notes: list[str] | None = None,
+) -> None:
+    """Print a figures report: a table and the target verdict, or JSON only."""
+    import orjson
+
+    from citybrain_tools.bench.report import format_table
+
+    if json_out:
+        typer.echo(orjson.dumps(data).decode())
+        return
+    typer.echo(format_table(list(data.items())))
+    for note in notes or []:
+        typer.echo(f"  {note}")
+    if target is not None:
+        typer.echo(f"target: {target} -> {'met' if met else 'MISSED'}")
