@@ -39,12 +39,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtualenv $VENV with $PY"
   "$PY" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; "$PY" -m venv "$VENV"; }
 fi
+# the development install: the runtime with its dev extra, and the tools (tools/: bench,
+# chaos, the simulator), which plug their commands into `citybrain`
 STAMP="$VENV/.citybrain-installed"
-HASH="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+HASH="$(cat pyproject.toml tools/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
-  say "installing citybrain and its dependencies into $VENV"
+  say "installing citybrain, its development tools and their dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev]" -e ./tools
   echo "$HASH" > "$STAMP"
 fi
 
