@@ -20,7 +20,7 @@ SCHEMA_ID = "citybrain.event/1"
 def schema_document() -> dict[str, Any]:
     """The JSON Schema of the canonical event."""
     data: dict[str, Any] = orjson.loads(
-        (files("schemas") / "json" / "canonical_event.v1.json").read_bytes()
+        (files("citybrain.schemas") / "json" / "canonical_event.v1.json").read_bytes()
     )
     return data
 

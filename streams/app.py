@@ -1,7 +1,8 @@
-"""The Faust application: broker, consumer group, stores, all taken from `Settings`.
+"""The Faust application factory: broker, consumer group, stores, all taken from `Settings`.
 
-Agents import `app` from here; `citybrain worker` imports `agents` (which registers
-them) and runs a Faust worker around this app.
+`create_app` is called once per worker by the composition root
+(`citybrain.worker.build_worker`), which then installs the stages' agents on it; nothing
+here runs at import.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import faust
 from mode.utils.queues import ThrowableQueue
 
-from citybrain.settings import Settings, get_settings
+from citybrain.settings import Settings
 from citybrain.streams.inflight import ReleasingQueue
 from citybrain.streams.transport import Transport
 from citybrain.streams.watchdog import Watchdog
@@ -143,6 +144,3 @@ def create_app(settings: Settings) -> App:
     )
     app.watchdog = Watchdog(settings.stall_timeout, datadir / "stalls")
     return app
-
-
-app = create_app(get_settings())

@@ -49,6 +49,21 @@ def dead_letter_headers(
     ]
 
 
+def delivery_dead_letter_headers(
+    *, stage: str, destination: str, attempts: int, error: str
+) -> list[tuple[str, bytes]]:
+    """The headers of a delivery that failed for good (pure; `dispatch.deliveries.dlq`,
+    schema `schemas/json/dead_letter_headers.v1.json`): the standard names, plus where it
+    was to go and how often it was tried."""
+    return [
+        ("dlq.stage", stage.encode()),
+        ("dlq.reason", b"delivery_failed"),
+        ("dlq.error.message", mask_phones_in_text(error)[:2000].encode()),
+        ("dlq.destination", destination.encode()),
+        ("dlq.attempts", str(attempts).encode()),
+    ]
+
+
 def mask_payload(value: bytes | None) -> bytes | None:
     """The original payload with phone numbers masked (undecodable bytes kept as they are)."""
     if value is None:

@@ -62,7 +62,8 @@ def take_ready(stream: faust.StreamT[Any], max_: int, within: float) -> AsyncIte
     or `within` seconds after the agent asked (whichever comes first)."""
     agen = _take_ready(stream, max_, within)
     # the stream closes it when it stops, as it closes its own take generators
-    active: set[Any] = getattr(stream, "_active_agens", set())
+    s: Any = stream
+    active: set[Any] = s._active_agens  # a private name: see streams.private_names
     active.add(agen)
     return agen
 

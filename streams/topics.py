@@ -8,74 +8,113 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from citybrain.dispatch.channels import dispatch_topic_name
+
 if TYPE_CHECKING:
     import faust
+
+__all__ = ["TOPICS", "Catalogue", "TopicSpec", "dispatch_topic_name", "dispatch_topic_spec"]
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic and its contract."""
+    """A topic and its contract: key, value (with its JSON Schemas under schemas/json/),
+    partitions, and the stages (or tools) that write and read it."""
 
     name: str
     key: str
     value: str
     partitions: int | None
     description: str
+    schemas: tuple[str, ...] = ()
+    producers: str = ""
+    consumers: str = ""
 
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Every topic citybrain reads or writes."""
+    """Every topic citybrain reads or writes (README's topic table lists the same)."""
 
     ping: TopicSpec = TopicSpec(
         name="pipeline.ping.v1",
         key="ping_id",
-        value="JSON object {ping_id: str, sent_at: ISO-8601 timestamp, note?: str}",
+        value="ping JSON",
         partitions=None,
         description="Wiring probe: the ping agent stores every record in pipeline_pings.",
+        schemas=("ping.v1.json",),
+        producers="citybrain ping",
+        consumers="ping",
     )
-
     events: TopicSpec = TopicSpec(
         name="events.v1",
         key="correlation cell (citybrain.core.cells.correlation_key)",
-        value="canonical event JSON (schemas/json/canonical_event.v1.json)",
+        value="canonical event JSON",
         partitions=None,
         description="Every normalised, geo-tagged event; read by correlate and persist.",
+        schemas=("canonical_event.v1.json",),
+        producers="normalize",
+        consumers="persist, correlate (route)",
     )
     correlate: TopicSpec = TopicSpec(
         name="correlate.v1",
         key="constant 'city' (one partition: every cell's neighbours are local)",
-        value="canonical event JSON",
+        value="canonical event JSON, or an incident-status message (header "
+        "citybrain.message=incident_status)",
         partitions=1,
-        description="events.v1 funnelled to one owner of the correlation state.",
+        description="Events funnelled to the one owner of the correlation state, and the "
+        "incidents' status changes it must know.",
+        schemas=("canonical_event.v1.json", "incident_status.v1.json"),
+        producers="normalize, correlate (route), status",
+        consumers="correlate",
     )
     incidents: TopicSpec = TopicSpec(
         name="incidents.v1",
         key="incident id",
-        value="incident change JSON (schema citybrain.incident/1)",
+        value="incident change JSON",
         partitions=None,
         description="Every change of an incident: opened, merged, reopened.",
+        schemas=("incident.v1.json",),
+        producers="correlate",
+        consumers="dispatch",
     )
     dispatch_status: TopicSpec = TopicSpec(
         name="dispatch.status.v1",
         key="dispatch id",
-        value="status report JSON (schemas/dispatch_status.py): acknowledged, in_progress, "
-        "resolved (note), rejected (reason)",
+        value="status report JSON: acknowledged, in_progress, resolved (note), rejected "
+        "(reason)",
         partitions=None,
         description="Departments' reports on their tasks (from the API or their systems).",
+        schemas=("dispatch_status.v1.json",),
+        producers="HTTP API, departments' systems",
+        consumers="status",
+    )
+    commands: TopicSpec = TopicSpec(
+        name="commands.v1",
+        key="dispatch id",
+        value="operator command JSON: extend_deadline",
+        partitions=None,
+        description="Operators' decisions, applied by the stage that owns the state.",
+        schemas=("command.v1.json",),
+        producers="HTTP API",
+        consumers="status",
     )
     dispatch_dead_letters: TopicSpec = TopicSpec(
         name="dispatch.deliveries.dlq",
         key="message id",
-        value="the task message that could not be delivered; headers name the destination, "
-        "attempts and last error",
+        value="the task message that could not be delivered; its headers name the "
+        "destination, the attempts and the last error",
         partitions=None,
         description="Deliveries that failed permanently or ran out of attempts.",
+        schemas=("task.v1.json", "dead_letter_headers.v1.json"),
+        producers="dispatch (outbox)",
+        consumers="operators (replay by hand)",
     )
-    # dispatch.<department>.v1: one per department (see `dispatch_topic_name`), keyed by
-    # dispatch id, carrying task messages (schema citybrain.task/1).
+    # dispatch.<department>.v1: one per department (`dispatch_topic_spec`), keyed by
+    # dispatch id, carrying task messages (schemas/json/task.v1.json).
+    # <topic>.dlq: every stage's rejects (`streams.dlq`), the original value and the
+    # headers of schemas/json/dead_letter_headers.v1.json.
     # raw.iot.<feed>, raw.hotline, raw.open311: one per feed definition, keyed by device
-    # id (or ticket / request id); their names live in the feed files.
+    # id (or ticket / request id); their names and payloads live in the feed files.
 
     def all(self) -> list[TopicSpec]:
         return [getattr(self, name) for name in self.__dataclass_fields__]
@@ -84,18 +123,16 @@ class Catalogue:
 TOPICS = Catalogue()
 
 
-def dispatch_topic_name(department: str) -> str:
-    """The topic a department's tasks are published to."""
-    return f"dispatch.{department}.v1"
-
-
 def dispatch_topic_spec(department: str) -> TopicSpec:
     return TopicSpec(
         name=dispatch_topic_name(department),
         key="dispatch id",
-        value="task message JSON (schema citybrain.task/1)",
+        value="task message JSON",
         partitions=None,
         description=f"Tasks for department {department}.",
+        schemas=("task.v1.json",),
+        producers="dispatch (outbox)",
+        consumers=f"department {department}",
     )
 
 

@@ -32,6 +32,7 @@ from citybrain.api.ratelimit import TokenBuckets
 from citybrain.api.tokens import Principal, parse
 from citybrain.dispatch.plan import TRANSITIONS
 from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+from citybrain.schemas.commands import ExtendDeadlineCommand
 from citybrain.settings import Settings, get_settings
 from citybrain.streams.db import open_pool
 from citybrain.streams.topics import TOPICS
@@ -462,11 +463,29 @@ async def list_extensions(
 
 
 async def _decide(request: Request, who: Principal, extension_id: str, approve: bool) -> Extension:
+    """Record the decision; an approval goes to the dispatch stage as a command (sent
+    before the decision commits: a decision is never recorded without its command, and a
+    command sent again is applied once)."""
     _operations(who)
-    async with request.app.state.pool.connection() as conn:
-        row = await store.decide_extension(conn, extension_id, approve, f"api:{who.token_id}")
-    if row is None:
-        raise HTTPException(404, "no such pending extension")
+    actor = f"api:{who.token_id}"
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        row = await store.decide_extension(conn, extension_id, approve, actor)
+        if row is None:
+            raise HTTPException(404, "no such pending extension")
+        if approve:
+            command = ExtendDeadlineCommand(
+                command_id=extension_id,
+                dispatch_id=row["dispatch_id"],
+                resolve_deadline=row["requested_deadline"],
+                actor=actor,
+                reason=row["reason"],
+                at=row["decided_at"],
+            )
+            await request.app.state.producer.send_and_wait(
+                TOPICS.commands.name,
+                orjson.dumps(command.model_dump(by_alias=True, mode="json")),
+                key=command.dispatch_id.encode(),
+            )
     return Extension(**row)
 
 

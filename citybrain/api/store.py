@@ -178,32 +178,16 @@ async def list_extensions(conn: AsyncConnection[Any], status: str | None) -> lis
 async def decide_extension(
     conn: AsyncConnection[Any], extension_id: str, approve: bool, decided_by: str
 ) -> dict[str, Any] | None:
-    """Approve (the task's resolve deadline moves, its timers are re-planned) or deny a
-    pending extension; None if there is no such pending extension."""
+    """Approve or deny a pending extension (the row of `deadline_extensions`); None if there
+    is no such pending extension. The task's deadline is the dispatch stage's to move: an
+    approval is sent to it as a command (`commands.v1`)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "UPDATE deadline_extensions SET status = %s, decided_at = now(), decided_by = %s"
             " WHERE extension_id = %s AND status = 'pending' RETURNING *",
             ("approved" if approve else "denied", decided_by, extension_id),
         )
-        row = await cur.fetchone()
-    if row is None or not approve:
-        return row
-    await conn.execute(
-        "UPDATE dispatches SET resolve_deadline = %s, updated_at = now(), next_action_at = now(),"
-        " escalations = array(SELECT unnest(escalations) EXCEPT"
-        "   SELECT unnest(ARRAY['resolve_reminder', 'resolve_supervisor',"
-        "                       'resolve_operations_center']))"
-        " WHERE dispatch_id = %s",
-        (row["requested_deadline"], row["dispatch_id"]),
-    )
-    await conn.execute(
-        "INSERT INTO dispatch_history (dispatch_id, at, status, department, incident_id, actor,"
-        " note, resolve_deadline) SELECT dispatch_id, now(), 'deadline_extended', department,"
-        " incident_id, %s, %s, resolve_deadline FROM dispatches WHERE dispatch_id = %s",
-        (decided_by, f"extension {extension_id}", row["dispatch_id"]),
-    )
-    return row
+        return await cur.fetchone()
 
 
 # --- Open311 -------------------------------------------------------------------------------

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from citybrain.dispatch.routing import Routing
-from citybrain.streams.topics import dispatch_topic_name
+
+
+def dispatch_topic_name(department: str) -> str:
+    """The Kafka topic a department's tasks are published to."""
+    return f"dispatch.{department}.v1"
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,27 @@
 Pure: the normalize agent hands in the records and the alarm state of their devices and
 gets back everything to write and emit; `citybrain feeds test` runs the same code on
 sample files. Order within a device is kept (rules see readings in time order).
+`prepare_batch` is the stage's call: the same, with one failing record isolated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from citybrain.feeds.alarms import AlarmEvent, evaluate
+from citybrain.feeds.alarms import AlarmEvent, evaluate, sweep
 from citybrain.feeds.definition import Feed
 from citybrain.feeds.normalize import ParsedRecord, Reject, masked_phone, masked_text, parse
 from citybrain.geo.devices import DeviceRegistry
 from citybrain.geo.geotag import Geotagger, LocationRequest, Placement
+from citybrain.logs import get_logger
 from citybrain.schemas.events import CanonicalEvent, Location, RawRef
+
+log = get_logger(__name__)
 
 
 class RawRecord(NamedTuple):
@@ -177,3 +181,48 @@ def alarm_event(
         raw_ref=ref,
         attributes=attributes,
     )
+
+
+# --- the stage's batch, with isolation; the silence sweep ----------------------------------------
+Failures = list[tuple[int, Exception]]  # (index in batch, the error normalize_batch raised)
+
+
+def prepare_batch(
+    feed: Feed,
+    records: Sequence[RawRecord],
+    geotagger: Geotagger,
+    states: Mapping[str, dict[str, Any]],
+    now: datetime,
+) -> tuple[BatchOutput, Failures]:
+    """One batch of one feed through the pipeline; the records that fail on their own."""
+    try:
+        return normalize_batch(feed, records, geotagger, states, now), []
+    except Exception:
+        log.exception("batch failed; retrying record by record", feed=feed.name)
+    out, failures = BatchOutput(), []
+    for index, record in enumerate(records):
+        try:
+            one = normalize_batch(feed, [record], geotagger, states, now)
+        except Exception as exc:
+            failures.append((index, exc))
+            continue
+        out.events += one.events
+        out.readings += one.readings
+        out.contacts += one.contacts
+        out.rejects += [(index, r) for _, r in one.rejects]
+        out.states.update(one.states)
+        out.ok += one.ok
+    return out, failures
+
+
+def silent_devices(
+    feed: Feed, states: Iterable[tuple[str, dict[str, Any] | None]], now: datetime
+) -> list[tuple[str, dict[str, Any], AlarmEvent]]:
+    """The silence rule over the devices' alarm states: (device, new state, alarm)."""
+    found: list[tuple[str, dict[str, Any], AlarmEvent]] = []
+    for device_id, state in states:
+        if not state:
+            continue
+        new_state, events = sweep(feed.definition, dict(state), device_id, now)
+        found += [(device_id, new_state, e) for e in events]
+    return found

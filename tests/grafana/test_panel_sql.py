@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from citybrain.agents.maintenance import run_maintenance
+from citybrain.agents.maintenance.store import run_maintenance
 from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex

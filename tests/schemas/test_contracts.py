@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -29,13 +30,17 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
+from citybrain.schemas.commands import ExtendDeadlineCommand
 from citybrain.schemas.dispatch_status import StatusReportModel
+from citybrain.schemas.incident_status import IncidentStatusModel
+from citybrain.streams.dlq import dead_letter_headers, delivery_dead_letter_headers
+from citybrain.streams.topics import TOPICS, dispatch_topic_spec
 from tests.citybrain.dispatch.test_plan import CTX, OPS, T0, create, incident
 from tests.citybrain.feeds.conftest import NOW
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
-    doc = json.loads((files("schemas") / "json" / name).read_text())
+    doc = json.loads((files("citybrain.schemas") / "json" / name).read_text())
     jsonschema.Draft202012Validator.check_schema(doc)
     return jsonschema.Draft202012Validator(
         doc, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -95,7 +100,9 @@ def test_department_task_messages_validate_for_every_kind() -> None:
 
 
 def test_the_status_report_schema_is_the_model_s_own() -> None:
-    stored = json.loads((files("schemas") / "json" / "dispatch_status.v1.json").read_text())
+    stored = json.loads(
+        (files("citybrain.schemas") / "json" / "dispatch_status.v1.json").read_text()
+    )
     generated = StatusReportModel.model_json_schema(by_alias=True)
     assert {k: v for k, v in stored.items() if k not in ("$schema", "$id")} == generated
 
@@ -150,3 +157,72 @@ def test_a_task_message_that_breaks_the_contract_fails_it(broken: dict[str, Any]
     payload = json.loads(json.dumps(_task_messages()[0].payload))
     assert not list(validator("task.v1.json").iter_errors(payload))
     assert list(validator("task.v1.json").iter_errors({**payload, **broken}))
+
+
+# --- the typed messages of the stages and the API, dead letters, the catalogue -----------------
+@pytest.mark.parametrize(
+    ("name", "model"),
+    [
+        ("dispatch_status.v1.json", StatusReportModel),
+        ("incident_status.v1.json", IncidentStatusModel),
+        ("command.v1.json", ExtendDeadlineCommand),
+    ],
+)
+def test_a_typed_message_s_schema_is_its_model_s_own(name: str, model: Any) -> None:
+    stored = json.loads((files("citybrain.schemas") / "json" / name).read_text())
+    assert {k: v for k, v in stored.items() if k not in ("$schema", "$id")} == (
+        model.model_json_schema(by_alias=True)
+    )
+
+
+def test_the_incident_status_message_the_status_stage_sends_validates() -> None:
+    sent = IncidentStatusModel(incident_id="inc-1", status="resolved").model_dump(by_alias=True)
+    assert not list(validator("incident_status.v1.json").iter_errors(sent))
+    assert list(validator("incident_status.v1.json").iter_errors({"control": "x", **sent}))
+
+
+def test_the_command_the_api_sends_validates() -> None:
+    command = ExtendDeadlineCommand(
+        command_id="ext-1",
+        dispatch_id="dsp-1",
+        resolve_deadline=T0 + timedelta(days=2),
+        actor="api:ops",
+        reason="parts on order",
+        at=T0,
+    ).model_dump(by_alias=True, mode="json")
+    check = validator("command.v1.json")
+    assert not list(check.iter_errors(command))
+    assert list(check.iter_errors({**command, "resolve_deadline": "2030-01-01T00:00:00"}))
+    assert list(check.iter_errors({k: v for k, v in command.items() if k != "actor"}))
+
+
+def _as_object(headers: list[tuple[str, bytes]]) -> dict[str, str]:
+    return {name: value.decode() for name, value in headers}
+
+
+def test_dead_letter_headers_validate_for_a_reject_and_a_failed_delivery() -> None:
+    check = validator("dead_letter_headers.v1.json")
+    rejected = dead_letter_headers(
+        stage="persist", error=ValueError("bad"), topic="events.v1", partition=2, offset=9
+    )
+    rejected.append(("dlq.reason", b"schema_violation"))
+    failed = delivery_dead_letter_headers(
+        stage="dispatch", destination="webhook:fire-119", attempts=8, error="HTTP 503"
+    )
+    for headers in (rejected, failed):
+        assert not list(check.iter_errors(_as_object(headers)))
+    # the headers the dispatch stage once built by hand (dlq.message) break the contract
+    by_hand = {**_as_object(failed), "dlq.message": "HTTP 503"}
+    assert list(check.iter_errors(by_hand))
+
+
+def test_every_topic_names_json_schemas_that_exist_and_the_readme_lists_it() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for spec in [*TOPICS.all(), dispatch_topic_spec("<department>")]:
+        assert spec.schemas and spec.producers and spec.consumers, spec.name
+        for name in spec.schemas:
+            validator(name)  # exists and is a valid schema
+        row = next((line for line in readme.splitlines() if f"| `{spec.name}` |" in line), "")
+        assert row, f"README's topic table lacks {spec.name}"
+        for name in spec.schemas:
+            assert f"schemas/json/{name}" in row, (spec.name, name)

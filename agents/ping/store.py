@@ -1,4 +1,4 @@
-"""Writes probe pings: one idempotent upsert per batch, keyed by ping_id."""
+"""The ping stage's store: one idempotent upsert per batch, keyed by ping_id."""
 
 from __future__ import annotations
 

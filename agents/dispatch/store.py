@@ -1,4 +1,5 @@
-"""The dispatch stage's tables: tasks (`dispatches`), their history, and the outbox.
+"""The dispatch stage's store, the only writer of its tables: tasks (`dispatches`), their
+history, and the outbox.
 
 Reads lock the rows they return (`FOR UPDATE`), so that a plan computed from them and
 saved in the same transaction cannot race another worker; the outbox and the timers claim
@@ -16,9 +17,22 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
+from citybrain.dispatch.batch import DispatchPlans, incident_view, plan_batch, status_report
+from citybrain.dispatch.extension import plan_extension
 from citybrain.dispatch.outbox import Attempt, Delivery
-from citybrain.dispatch.plan import Plan, Task
+from citybrain.dispatch.plan import (
+    DispatchContext,
+    IncidentView,
+    Plan,
+    Task,
+    plan_escalations,
+    plan_status,
+)
+from citybrain.schemas.commands import ExtendDeadlineCommand
+from citybrain.schemas.dispatch_status import StatusReportModel
+from citybrain.streams.retry import TRANSIENT
 
 TASK_COLUMNS = (
     "dispatch_id",
@@ -200,6 +214,107 @@ async def save_plan(
             (plan.incident_status, incident_id, plan.incident_status),
         )
     return queued
+
+
+# --- the stage's transactions ------------------------------------------------------------
+Destinations = Callable[[str], Iterable[str]]
+
+
+async def dispatch_incidents(
+    pool: AsyncConnectionPool,
+    incidents: Sequence[IncidentView],
+    ctx: DispatchContext,
+    destinations: Destinations,
+    max_attempts: int,
+    lease: tuple[datetime, float] | None,
+    now: datetime,
+) -> tuple[list[Outgoing], DispatchPlans]:
+    """Plan (`citybrain.dispatch.batch.plan_batch`) and store a batch of incident changes
+    in one transaction; each plan is saved in its own savepoint, so one that the database
+    refuses is handed back as failed and the rest are dispatched. Returns the outbox rows
+    queued (leased to this worker with `lease`) and the plans."""
+    queued: list[Outgoing] = []
+    # in a pipeline: statements go out together and wait for the database only where a
+    # result is needed (the reads, each incident's outbox rows, its savepoint, the commit)
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        stored = await stored_incidents(conn, [i.incident_id for i in incidents])
+        existing = await tasks_of_incidents(conn, [i for i in stored])
+        plans = plan_batch(incidents, stored, existing, ctx, now)
+        for index, plan in plans.plans:
+            incident_id = incidents[index].incident_id
+            try:
+                async with conn.transaction():  # a savepoint
+                    queued += await save_plan(
+                        conn, plan, incident_id, destinations, max_attempts, lease
+                    )
+            except TRANSIENT:
+                raise  # the database is away: the whole batch is retried
+            except Exception as exc:
+                plans.failed.append((index, exc))
+    return queued, plans
+
+
+async def escalate_due(
+    pool: AsyncConnectionPool,
+    ctx: DispatchContext,
+    destinations: Destinations,
+    max_attempts: int,
+    now: datetime,
+) -> int:
+    """Plan and store the reminders and escalations that are due; how many were queued."""
+    queued = 0
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+        for task in await due_tasks(conn, now, 500):
+            plan = plan_escalations(task, ctx, now, ctx.routing.operations_center)
+            queued += len(await save_plan(conn, plan, None, destinations, max_attempts))
+    return queued
+
+
+class UnknownDispatch(LookupError):
+    """A report or command names a task that does not exist."""
+
+
+async def apply_status_report(
+    pool: AsyncConnectionPool,
+    model: StatusReportModel,
+    ctx: DispatchContext,
+    destinations: Destinations,
+    max_attempts: int,
+    now: datetime,
+) -> tuple[Plan, str, str | None]:
+    """Apply one department report in one transaction: the plan, the task's incident and
+    the incident's status before it. Raises `UnknownDispatch`, `PermissionError` (not the
+    department's task) or `TransitionError` (a change the task's state does not allow)."""
+    async with pool.connection() as conn, conn.transaction():
+        task = await task_by_id(conn, model.dispatch_id)
+        if task is None:
+            raise UnknownDispatch(f"no dispatch {model.dispatch_id}")
+        row = await incident_row(conn, task.incident_id)
+        incident = incident_view(row) if row else None
+        tasks = (await tasks_of_incidents(conn, [task.incident_id]))[task.incident_id]
+        plan = plan_status(status_report(model), task, tasks, incident, ctx, now)
+        await save_plan(conn, plan, task.incident_id, destinations, max_attempts)
+    return plan, task.incident_id, incident.status if incident else None
+
+
+async def apply_extension(
+    pool: AsyncConnectionPool, command: ExtendDeadlineCommand, now: datetime
+) -> Plan:
+    """Apply an approved deadline extension to its task (idempotent)."""
+    async with pool.connection() as conn, conn.transaction():
+        task = await task_by_id(conn, command.dispatch_id)
+        if task is None:
+            raise UnknownDispatch(f"no dispatch {command.dispatch_id}")
+        plan = plan_extension(
+            task,
+            command.resolve_deadline,
+            command.actor,
+            f"extension {command.command_id}: {command.reason}",
+            command.at,
+            now,
+        )
+        await save_plan(conn, plan, None, lambda _department: (), 0)
+    return plan
 
 
 # --- the outbox ----------------------------------------------------------------------------

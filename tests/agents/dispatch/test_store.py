@@ -14,14 +14,14 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from citybrain.dispatch.plan import plan_incident
-from citybrain.settings import Settings
-from citybrain.streams.dispatch_store import (
+from citybrain.agents.dispatch.store import (
     Outgoing,
     claim_deliveries,
     save_plan,
     tasks_of_incidents,
 )
+from citybrain.dispatch.plan import plan_incident
+from citybrain.settings import Settings
 from tests.citybrain.dispatch.test_plan import CTX, incident
 
 pytestmark = pytest.mark.integration

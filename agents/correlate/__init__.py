@@ -1,0 +1,1 @@
+"""Stage `correlate`: events.v1 -> incidents (table, incidents.v1, database)."""

@@ -1,0 +1,55 @@
+"""Delivery adapters of the dispatch stage, one module per channel (as Alertmanager's
+`notify/<receiver>/`): each is a `Notifier` that sends one task message to one named
+destination and returns the attempt's `Outcome` without raising, so that the outbox
+records every attempt. A destination is `<kind>:<name>` (`citybrain.dispatch.channels`);
+a new channel is a module here and a line in `notifiers`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from citybrain.dispatch.outbox import Outcome
+
+if TYPE_CHECKING:
+    from citybrain.agents.context import StageContext
+    from citybrain.agents.dispatch.store import Outgoing
+
+
+class Notifier(Protocol):
+    """Sends task messages over one kind of channel."""
+
+    kind: str
+
+    async def start(self) -> None:
+        """Prepare before the first send (declare topics, open sessions)."""
+
+    async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
+        """Send `body` (the task message) to the destination called `name`."""
+
+    async def close(self) -> None:
+        """Release what `start` took."""
+
+
+def notifiers(ctx: StageContext) -> dict[str, Notifier]:
+    """The worker's notifiers by destination kind."""
+    from citybrain.agents.dispatch.notify.kafka import KafkaNotifier
+    from citybrain.agents.dispatch.notify.webhook import WebhookNotifier
+
+    found: list[Notifier] = [KafkaNotifier(ctx), WebhookNotifier(ctx)]
+    return {n.kind: n for n in found}
+
+
+class Unconfigured:
+    """The notifier of a kind this worker does not have: every send is rejected."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    async def start(self) -> None:
+        return None
+
+    async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
+        return Outcome.rejected(f"no {self.kind} notifier on this worker")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,81 @@
+"""Webhook delivery: one task message POSTed to one endpoint, signed (Standard Webhooks).
+
+Returns the attempt's `Outcome` (an HTTP status with any Retry-After, a timeout or a
+connection error); never raises for a failed call, so the outbox can record every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from citybrain.dispatch.channels import Endpoint
+from citybrain.dispatch.outbox import Outcome, retry_after_seconds
+from citybrain.dispatch.webhooks import headers
+
+if TYPE_CHECKING:
+    from citybrain.agents.context import StageContext
+    from citybrain.agents.dispatch.store import Outgoing
+
+
+class WebhookNotifier:
+    """Posts to the endpoints the worker's channels configure (with their secrets)."""
+
+    kind = "webhook"
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.endpoints = ctx.channels.endpoints
+        self.timeout = ctx.settings.webhook_timeout
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        return None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            self.session = aiohttp.ClientSession(
+                headers={"user-agent": "citybrain-dispatch/1"},
+                connector=aiohttp.TCPConnector(limit=32),
+            )
+        return self.session
+
+    async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            return Outcome.rejected(f"webhook {name} is not configured on this worker")
+        return await post(self._client(), endpoint, item.message_id, body, self.timeout)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+async def post(
+    client: aiohttp.ClientSession, endpoint: Endpoint, message_id: str, body: bytes, timeout: float
+) -> Outcome:
+    """POST `body` to the endpoint with webhook-id/-timestamp/-signature headers."""
+    signed = headers(endpoint.secret, message_id, body, int(time.time()))
+    try:
+        async with client.post(
+            endpoint.url,
+            data=body,
+            headers=signed,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response:
+            text = (await response.text(errors="replace"))[:200]
+            retry_after = retry_after_seconds(
+                response.headers.get("retry-after"), datetime.now(UTC)
+            )
+            return Outcome.http(response.status, retry_after, text)
+    except TimeoutError:
+        return Outcome.timeout(f"no answer within {timeout:g}s")
+    except (aiohttp.ClientError, OSError) as exc:
+        return Outcome.connection_error(type(exc).__name__ + ": " + str(exc)[:160])
+    except asyncio.CancelledError:
+        raise

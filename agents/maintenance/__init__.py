@@ -1,0 +1,1 @@
+"""Stage `maintenance`: plain-PostgreSQL housekeeping from inside the worker."""

@@ -1,0 +1,29 @@
+"""The maintenance stage's store: one housekeeping pass under an advisory lock."""
+
+from __future__ import annotations
+
+from citybrain.db.connect import connect
+from citybrain.db.maintain import maintain
+from citybrain.db.migrate import recorded_mode
+from citybrain.settings import Settings
+
+LOCK_ID = 0x4D41494E  # "MAIN"
+
+
+def run_maintenance(settings: Settings) -> str:
+    """One maintenance pass; returns what happened (for the log)."""
+    with connect(settings, autocommit=True, connect_timeout=5) as conn:
+        mode = recorded_mode(conn)
+        if mode != "plain":
+            return f"skipped ({mode or 'not migrated'} mode)"
+        got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_ID,)).fetchone()
+        if not got or not got[0]:
+            return "skipped (another worker holds the lock)"
+        try:
+            report = maintain(conn, mode, settings)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
+    return (
+        f"partitions +{report.partitions_created} -{report.partitions_dropped}, "
+        f"refreshed {len(report.refreshed)} aggregates ({report.ranges_recomputed} bucket ranges)"
+    )

@@ -1,0 +1,1 @@
+"""Stage `monitor`: the worker's pipeline counters into `pipeline_counts`."""

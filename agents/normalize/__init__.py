@@ -1,0 +1,1 @@
+"""Stage `normalize`: raw feed records -> canonical events, readings, dead letters."""

@@ -1,0 +1,1 @@
+"""Stage `persist`: events.v1 -> the events hypertable."""

@@ -1,0 +1,52 @@
+"""The persist stage's decision (pure): a canonical event as a row of the events table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from citybrain.schemas.events import CanonicalEvent
+
+Row = tuple[Any, ...]
+
+
+def event_row(e: CanonicalEvent) -> Row:
+    """A canonical event as a row of `schemas.tables.EVENTS`."""
+    loc = e.location
+    attributes = dict(e.attributes)
+    if loc.jurisdiction:
+        attributes["jurisdiction_all"] = loc.jurisdiction
+    if e.kind != "report":
+        attributes["kind"] = e.kind
+    return (
+        e.event_id,
+        e.observed_at,
+        e.received_at,
+        e.source_kind,
+        e.feed,
+        e.category,
+        e.severity,
+        loc.lon,
+        loc.lat,
+        loc.source_crs,
+        loc.status,
+        loc.district,
+        loc.street,
+        loc.community,
+        loc.grid_cell,
+        ",".join(f"{k}:{v}" for k, v in sorted(loc.jurisdiction.items())) or None,
+        loc.device_id,
+        loc.address,
+        e.text,
+        attributes,
+        {
+            "topic": e.raw_ref.topic,
+            "partition": e.raw_ref.partition,
+            "offset": e.raw_ref.offset,
+            "kind": e.kind,
+        },
+    )
+
+
+def event_row_of(value: bytes) -> Row:
+    """The row of one events.v1 message; raises when it is not a canonical event."""
+    return event_row(CanonicalEvent.from_json(value))
