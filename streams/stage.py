@@ -36,10 +36,11 @@ from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
 from citybrain.streams.batches import BatchTopic, Pipeline
 from citybrain.streams.dlq import send_dead_letter
-from citybrain.streams.retry import retry_transient
+from citybrain.streams.retry import TRANSIENT, retry_transient
 from citybrain.streams.take import take_ready
 
 T = TypeVar("T")
+R = TypeVar("R")
 log = get_logger(__name__)
 
 Finish = Callable[[], Awaitable[None]]
@@ -76,6 +77,24 @@ class Batch(Generic[T]):
     ) -> None:
         """Reject the record at `position` of `records`."""
         self.rejected.append(Rejected(position, reason, error, feed))
+
+    async def each(
+        self, apply: Callable[[T], Awaitable[R]], reason: Callable[[Exception], str]
+    ) -> list[tuple[int, T, R]]:
+        """Apply `apply` to each item in turn; an item whose `apply` raises is rejected with
+        `reason(error)`, except for a transient database error, which fails the batch (the
+        helper retries it: `apply` must be idempotent). The items applied, with results."""
+        done: list[tuple[int, T, R]] = []
+        for index, item in enumerate(self.items):
+            try:
+                result = await apply(item)
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                self.reject(index, reason(exc), exc)
+                continue
+            done.append((index, item, result))
+        return done
 
     def part(self, item: int) -> Batch[T]:
         """A batch of the one item at index `item` (for isolating a failure)."""

@@ -80,8 +80,7 @@ class Catalogue:
     dispatch_status: TopicSpec = TopicSpec(
         name="dispatch.status.v1",
         key="dispatch id",
-        value="status report JSON: acknowledged, in_progress, resolved (note), rejected "
-        "(reason)",
+        value="status report JSON: acknowledged, in_progress, resolved (note), rejected (reason)",
         partitions=None,
         description="Departments' reports on their tasks (from the API or their systems).",
         schemas=("dispatch_status.v1.json",),

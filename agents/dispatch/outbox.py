@@ -1,12 +1,8 @@
-"""The dispatch stage's delivery loop and timers.
-
-- Deliveries: claimed from the outbox table (leased, so that one worker sends each),
-  sent through the notifier of the destination's kind (`notify/`), every attempt stored;
-  failures are retried with backoff and jitter and dead-lettered after the last attempt
-  (`dispatch.deliveries.dlq`). State lives in the database: delivery resumes after a
-  restart.
-- Escalation: reminders and escalations as deadlines approach and pass (each once).
-"""
+"""The dispatch stage's delivery loop and escalation timer. Deliveries are claimed from the
+outbox table (leased: one worker sends each), sent by the notifier of the destination's
+kind (`notify/`), every attempt stored, retried with backoff and dead-lettered after the
+last one; state is in the database, so delivery resumes after a restart. The timer queues
+reminders and escalations as deadlines approach and pass (each once)."""
 
 from __future__ import annotations
 
@@ -102,9 +98,8 @@ class Outbox:
         body = orjson.dumps(item.payload)
         started = time.perf_counter()
         kind = destination_kind(item.delivery.destination)
-        name = item.delivery.destination.split(":", 1)[1]
         notifier = self.notifiers.get(kind) or Unconfigured(kind)
-        outcome = await notifier.send(name, item, body)
+        outcome = await notifier.send(item.delivery.destination.split(":", 1)[1], item, body)
         now = datetime.now(UTC)
         after = record_attempt(
             item.delivery,
@@ -114,9 +109,8 @@ class Outbox:
             cap_s=s.delivery_backoff_cap,
         )
         attempt = attempt_record(after, outcome, now, int((time.perf_counter() - started) * 1000))
-        log.info(
-            "delivery attempt", department=item.department, kind=item.kind, **attempt.log_fields()
-        )
+        fields = attempt.log_fields()
+        log.info("delivery attempt", department=item.department, kind=item.kind, **fields)
         DELIVERIES.labels(kind, attempt.outcome).inc()
         try:
             pool = await get_pool(s)

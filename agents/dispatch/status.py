@@ -19,7 +19,7 @@ from faust.types import Message
 
 from citybrain.agents.context import StageContext
 from citybrain.agents.dispatch.store import UnknownDispatch, apply_extension, apply_status_report
-from citybrain.dispatch.plan import TransitionError
+from citybrain.dispatch.plan import Plan, TransitionError
 from citybrain.logs import get_logger
 from citybrain.schemas.commands import ExtendDeadlineCommand
 from citybrain.schemas.dispatch_status import StatusReportModel
@@ -27,7 +27,6 @@ from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND, Inci
 from citybrain.streams.db import get_pool
 from citybrain.streams.dlq import declare_dead_letter_topics
 from citybrain.streams.publish import CORRELATE_KEY
-from citybrain.streams.retry import TRANSIENT
 from citybrain.streams.stage import Batch, Stage, value_of
 from citybrain.streams.topics import TOPICS, topic
 
@@ -51,7 +50,10 @@ def decode_command(record: Message) -> ExtendDeadlineCommand:
 
 def refusal(exc: Exception) -> str:
     """The dead-letter reason of an error applying a report (internal_error if unforeseen)."""
-    return next((r for t, r in REFUSALS.items() if isinstance(exc, t)), "internal_error")
+    reason = next((r for t, r in REFUSALS.items() if isinstance(exc, t)), "internal_error")
+    if reason == "internal_error":
+        log.warning("status report not applied", error=str(exc))
+    return reason
 
 
 def install(ctx: StageContext) -> None:
@@ -62,23 +64,18 @@ def install(ctx: StageContext) -> None:
 
     async def apply_reports(batch: Batch[StatusReportModel]) -> None:
         pool = await get_pool(settings)
-        for index, report in enumerate(batch.items):
-            try:
-                plan, incident_id, before = await apply_status_report(
-                    pool,
-                    report,
-                    ctx.dispatch,
-                    ctx.channels.of_department,
-                    settings.delivery_max_attempts,
-                    datetime.now(UTC),
-                )
-            except TRANSIENT:
-                raise  # the database is away: the batch is retried (reports are idempotent)
-            except Exception as exc:  # a report that breaks applying must not stop the stage
-                if refusal(exc) == "internal_error":
-                    log.warning("status report not applied", error=str(exc))
-                batch.reject(index, refusal(exc), exc)
-                continue
+
+        async def apply(report: StatusReportModel) -> tuple[Plan, str, str | None]:
+            return await apply_status_report(
+                pool,
+                report,
+                ctx.dispatch,
+                ctx.channels.of_department,
+                settings.delivery_max_attempts,
+                datetime.now(UTC),
+            )
+
+        for _, report, (plan, incident_id, before) in await batch.each(apply, refusal):
             log.info(
                 "task status",
                 dispatch_id=report.dispatch_id,
@@ -97,14 +94,11 @@ def install(ctx: StageContext) -> None:
 
     async def apply_commands(batch: Batch[ExtendDeadlineCommand]) -> None:
         pool = await get_pool(settings)
-        for index, command in enumerate(batch.items):
-            try:
-                await apply_extension(pool, command, datetime.now(UTC))
-            except TRANSIENT:
-                raise
-            except Exception as exc:
-                batch.reject(index, refusal(exc), exc)
-                continue
+
+        async def apply(command: ExtendDeadlineCommand) -> Plan:
+            return await apply_extension(pool, command, datetime.now(UTC))
+
+        for _, command, _plan in await batch.each(apply, refusal):
             log.info(
                 "deadline extended",
                 dispatch_id=command.dispatch_id,
