@@ -25,7 +25,7 @@ from citybrain.geo.crs import from_wgs84
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
-from citybrain_tools.chaos.faults import start_group_at_end
+from citybrain_tools.kafka import start_group_at_end
 from tests.agents.test_normalize import collect, produce
 from tests.conftest import free_port, wait_for
 

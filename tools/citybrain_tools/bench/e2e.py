@@ -33,22 +33,20 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from citybrain.db.connect import connect
-from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
+from citybrain_tools.bench.feed import water_level_copy
 from citybrain_tools.bench.normalize import last_ready, stored_readings
 from citybrain_tools.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
-from citybrain_tools.chaos.faults import start_group_at_end
+from citybrain_tools.kafka import group_offsets, numbered, start_group_at_end, start_group_at_start
 
 PROBE_PLACE = (121.5435, 31.2216)  # 浦东新区, in the gas-pudong zone
 
@@ -389,20 +387,15 @@ class _Offsets:
     with clients kept open (a sample a second)."""
 
     def __init__(self, settings: Settings, group: str, topic: str) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+        from kafka import KafkaAdminClient, KafkaConsumer
 
         self.group = group
         self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
-        self.parts = [TopicPartition(topic, n) for n in range(settings.topic_partitions)]
+        self.parts = numbered(settings, topic)
 
     def committed_and_lag(self) -> tuple[int, int]:
-        admin = self.admin
-        if hasattr(admin, "list_group_offsets"):  # kafka-python 3
-            offsets = admin.list_group_offsets({self.group: None}).get(self.group, {})
-        else:
-            offsets = admin.list_consumer_group_offsets(self.group)
-        committed = {tp: getattr(o, "offset", o) for tp, o in offsets.items()}
+        committed = group_offsets(self.admin, self.group, self.parts)
         ends = self.consumer.end_offsets(self.parts)
         done = sum(max(0, committed.get(tp, 0)) for tp in self.parts)
         return done, sum(max(0, ends[tp] - max(0, committed.get(tp, 0))) for tp in self.parts)
@@ -553,28 +546,14 @@ def run_e2e_bench(
 ) -> E2EResult:
     """Baseline, then the pipeline: drain a backlog, sustain `load_rate`, measure latency at
     `latency_rate`, and one probe after `idle` seconds of silence (see the module doc)."""
-    from kafka import KafkaAdminClient, KafkaProducer, TopicPartition
+    from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
-    from kafka.structs import OffsetAndMetadata
 
     run = uuid.uuid4().hex[:8]
     feed = f"e2e-{run}"
     topic = f"raw.iot.e2e-{run}"
     base_topic = f"{topic}.baseline"
-    work = Path(tempfile.mkdtemp(prefix="citybrain-e2e-"))
-    (work / "devices").mkdir()
-    shutil.copy(BUILTIN_DIR / "devices" / "water-level.csv", work / "devices" / "water-level.csv")
-    text = (BUILTIN_DIR / "water-level.yaml").read_text(encoding="utf-8")
-    (work / f"{feed}.yaml").write_text(
-        text.replace("feed: water-level", f"feed: {feed}")
-        .replace("topic: raw.iot.water-level", f"topic: {topic}")
-        .replace("samples: samples/water-level.jsonl", ""),
-        encoding="utf-8",
-    )
-    devices = [
-        line.split(",")[0]
-        for line in (work / "devices" / "water-level.csv").read_text().splitlines()[1:]
-    ]
+    work, devices = water_level_copy(feed, topic, "citybrain-e2e-")
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
     admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in (topic, base_topic)])
     # the departments' topics exist before the watcher subscribes to them: a pattern
@@ -609,13 +588,7 @@ def run_e2e_bench(
     # to `latest` would skip what is written to a topic before its first assignment)
     for g in {group, lag_group}:
         start_group_at_end(settings, g)
-    admin.alter_group_offsets(
-        lag_group,
-        {
-            TopicPartition(topic, n): OffsetAndMetadata(0, "", -1)
-            for n in range(settings.topic_partitions)
-        },
-    )
+    start_group_at_start(admin, lag_group, numbered(settings, topic))
     admin.close()
     env = {
         **os.environ,

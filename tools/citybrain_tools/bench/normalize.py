@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -28,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from citybrain.db.connect import connect
-from citybrain.feeds.definition import BUILTIN_DIR
 from citybrain.settings import PROJECT_ROOT, Settings
+from citybrain_tools.bench.feed import water_level_copy
 from citybrain_tools.bench.proc import cpu_seconds, free_port, profiler_prefix, stop_signal
+from citybrain_tools.kafka import group_offsets, numbered, start_group_at_start
 
 
 @dataclass
@@ -70,42 +70,20 @@ def last_ready(logs: Iterable[Path]) -> float:
 def run_normalize_bench(
     settings: Settings, messages: int, workers: int = 1, alarms: bool = True
 ) -> NormalizeBenchResult:
-    from kafka import KafkaProducer, TopicPartition
+    from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.structs import OffsetAndMetadata
 
     run = uuid.uuid4().hex[:8]
     feed = f"bench-{run}"
     topic = f"raw.iot.bench-{run}"
-    work = Path(tempfile.mkdtemp(prefix="citybrain-bench-"))
-    (work / "devices").mkdir()
-    shutil.copy(BUILTIN_DIR / "devices" / "water-level.csv", work / "devices" / "water-level.csv")
-    text = (BUILTIN_DIR / "water-level.yaml").read_text(encoding="utf-8")
-    text = (
-        text.replace("feed: water-level", f"feed: {feed}")
-        .replace("topic: raw.iot.water-level", f"topic: {topic}")
-        .replace("samples: samples/water-level.jsonl", "")
-    )
-    if not alarms:
-        text = text.split("alarms:")[0] + "\n"
-    (work / f"{feed}.yaml").write_text(text, encoding="utf-8")
-    devices = [
-        line.split(",")[0]
-        for line in (work / "devices" / "water-level.csv").read_text().splitlines()[1:]
-    ]
+    work, devices = water_level_copy(feed, topic, "citybrain-bench-", alarms)
 
     group = f"bench-{run}"
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
     admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
     # the workers' group reads the bench topic from its start and every other topic from
     # its end: the history other runs left in the built-in feeds is not this measurement
-    admin.alter_group_offsets(
-        group,
-        {
-            TopicPartition(topic, p): OffsetAndMetadata(0, "", -1)
-            for p in range(settings.topic_partitions)
-        },
-    )
+    start_group_at_start(admin, group, numbered(settings, topic))
     admin.close()
 
     print(f"producing {messages} gauge messages to {topic} ...", file=sys.stderr)
@@ -157,15 +135,14 @@ def run_normalize_bench(
         )
     # progress is read from the group's committed offsets (committed only after a batch's
     # readings are stored): cheap, where counting rows would scan the readings table
-    tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    tps = numbered(settings, topic)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
     samples: list[tuple[float, int, float]] = []  # t, records committed, workers' CPU s
     started = time.perf_counter()
     wall_offset = time.time() - started  # perf_counter -> epoch seconds
     try:
         while True:
-            offsets = admin.list_group_offsets({group: tps}).get(group, {})
-            count = sum(max(o.offset, 0) for o in offsets.values())
+            count = sum(max(o, 0) for o in group_offsets(admin, group, tps).values())
             now = time.perf_counter()
             cpu = sum(cpu_seconds(p.pid) for p in procs if p.poll() is None)
             samples.append((now, count, cpu))

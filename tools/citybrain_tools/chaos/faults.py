@@ -18,6 +18,7 @@ from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools.bench.proc import free_port
+from citybrain_tools.kafka import start_group_at_end
 
 
 class Worker:
@@ -128,28 +129,6 @@ class Workers:
         self._watching.set()
         for worker in self.started:
             worker.stop()
-
-
-def start_group_at_end(settings: Settings, group: str) -> None:
-    """Commit, for `group`, the end offset of every partition of every existing topic."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
-    )
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in consumer.topics()
-            if not t.startswith("__")
-            for p in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = consumer.end_offsets(tps)
-        consumer.assign(tps)
-        consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in ends.items() if o > 0})
-    finally:
-        consumer.close()
 
 
 def kill_broker(settings: Settings) -> None:

@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from citybrain.settings import Settings
 from citybrain.streams.watchdog import EXIT_STALLED
+from citybrain_tools import kafka
 from citybrain_tools.chaos import faults, traffic
 from citybrain_tools.chaos.side import SideTraffic
 
@@ -112,14 +113,20 @@ class Common:
         self.incidents = got.incidents
         self.dispatches = got.dispatches
 
+    #: A scenario passes when these figures are 0 and these flags hold (fields or
+    #: properties); each scenario adds its own.
+    MUST_BE_ZERO: ClassVar[tuple[str, ...]] = (
+        "lost",
+        "duplicate_rows",
+        "duplicate_dispatches",
+        "split_incidents",
+    )
+    MUST_HOLD: ClassVar[tuple[str, ...]] = ("settled",)
+
     @property
     def ok(self) -> bool:
-        return (
-            self.settled
-            and self.lost == 0
-            and self.duplicate_rows == 0
-            and self.duplicate_dispatches == 0
-            and self.split_incidents == 0
+        return all(getattr(self, name) == 0 for name in self.MUST_BE_ZERO) and all(
+            getattr(self, name) for name in self.MUST_HOLD
         )
 
 
@@ -162,17 +169,23 @@ class Rebalances(Common):
     unconsumed_partitions: int = 0
     unconsumed: list[str] = field(default_factory=list)
 
+    MUST_BE_ZERO = (
+        *Common.MUST_BE_ZERO,
+        "unconsumed_partitions",
+        "stall_exits",
+        "other_exits",
+        "side_lost",
+    )
+    MUST_HOLD = (*Common.MUST_HOLD, "every_cycle", "side_whole")
+
     @property
-    def ok(self) -> bool:
-        return (
-            super().ok
-            and self.joins == self.leaves == self.cycles
-            and self.unconsumed_partitions == 0
-            and self.stall_exits == 0
-            and self.other_exits == 0
-            and self.side_lost == 0
-            and self.side_error is None
-        )
+    def every_cycle(self) -> bool:
+        return self.joins == self.leaves == self.cycles
+
+    @property
+    def side_whole(self) -> bool:
+        """The side traffic ran to the end (else its counts are of fewer records)."""
+        return self.side_error is None
 
 
 def _finish(
@@ -270,34 +283,13 @@ def worker_kills(
 # --- 2. hard-kill the broker ---------------------------------------------------------------------
 def events_topic_copies(settings: Settings, run: str, start: dict[Any, int]) -> int:
     """Messages of the run on events.v1 written after `start` offsets."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list,
-        enable_auto_commit=False,
-        consumer_timeout_ms=5000,
-        max_partition_fetch_bytes=8_000_000,
+    needle = f'"device_id":"CH{run}-'.encode()
+    needle2 = f'"device_id": "CH{run}-'.encode()
+    return sum(
+        1
+        for m in kafka.messages_after(settings, ["events.v1"], start, idle_ms=5000)
+        if needle in m.value or needle2 in m.value
     )
-    try:
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        needle = f'"device_id":"CH{run}-'.encode()
-        needle2 = f'"device_id": "CH{run}-'.encode()
-        return sum(1 for m in consumer if needle in m.value or needle2 in m.value)
-    finally:
-        consumer.close()
-
-
-def events_topic_ends(settings: Settings) -> dict[Any, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
-    try:
-        tps = [TopicPartition("events.v1", p) for p in consumer.partitions_for_topic("events.v1")]
-        return dict(consumer.end_offsets(tps))
-    finally:
-        consumer.close()
 
 
 def broker_kill(
@@ -313,7 +305,7 @@ def broker_kill(
     """SIGKILL the broker `kill_after` s into the traffic, start it again `down_for` s
     later. A worker that died meanwhile is started again (counted)."""
     result = BrokerKill()
-    ends = events_topic_ends(settings)
+    ends = kafka.end_offsets(settings, ["events.v1"])
     with _flowing(settings, events, rate, per_site) as f:
         worker, sampler = f.worker, f.sampler
         time.sleep(kill_after)
@@ -391,26 +383,11 @@ FLOW_TOPICS = ("raw.iot.smoke-alarm", "events.v1", "correlate.v1", "incidents.v1
 def unconsumed_partitions(settings: Settings, group: str) -> list[str]:
     """Partitions of the topics the traffic flows through whose committed offset for the
     group is behind their end."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
-    )
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t in FLOW_TOPICS
-            for p in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = consumer.end_offsets(tps)
-        behind = []
-        for tp in tps:
-            committed = consumer.committed(tp) or 0
-            if committed < ends[tp]:
-                behind.append(f"{tp.topic}[{tp.partition}] {committed}<{ends[tp]}")
-        return behind
-    finally:
-        consumer.close()
+    ends = kafka.end_offsets(settings, FLOW_TOPICS)
+    done = {tp: offset or 0 for tp, offset in kafka.committed(settings, group, ends).items()}
+    return [
+        f"{tp.topic}[{tp.partition}] {done[tp]}<{end}" for tp, end in ends.items() if done[tp] < end
+    ]
 
 
 def group_members(settings: Settings, group: str) -> int | None:
@@ -500,8 +477,8 @@ def rebalances(
         traffic.wait_until(caught_up, 90.0, 2.0)
         result.unconsumed = behind
         result.unconsumed_partitions = len(behind)
-        result.side = dict(vars(side_landed))
-        result.side_sent = side_landed.pings_sent + side_landed.calls_sent + side_landed.acks_sent
+        result.side = side_landed.figures()
+        result.side_sent = sum(side_landed.sent.values())
         result.side_lost = side_landed.lost
         result.side_error = side.error
         if side.error:
@@ -526,57 +503,18 @@ class Poison(Common):
     good_behind_stored: int = 0
     worker_alive: bool = False
 
+    MUST_BE_ZERO = (*Common.MUST_BE_ZERO, "without_dead_letter", "wrong_reason")
+    MUST_HOLD = (*Common.MUST_HOLD, "worker_alive", "every_good_behind_stored")
+
     @property
-    def ok(self) -> bool:
-        return (
-            super().ok
-            and self.without_dead_letter == 0
-            and self.wrong_reason == 0
-            and self.worker_alive
-            and self.good_behind_stored == self.good_behind
-        )
-
-
-def _topic_ends(settings: Settings, topics: list[str]) -> dict[Any, int]:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
-    try:
-        tps = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        return dict(consumer.end_offsets(tps)) if tps else {}
-    finally:
-        consumer.close()
-
-
-def _read_from(settings: Settings, topics: list[str], start: dict[Any, int]) -> list[Any]:
-    """Every message of `topics` after the `start` offsets (from the beginning of
-    partitions not in `start`)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list,
-        enable_auto_commit=False,
-        consumer_timeout_ms=4000,
-        max_partition_fetch_bytes=8_000_000,
-    )
-    try:
-        tps = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, start.get(tp, 0))
-        return list(consumer)
-    finally:
-        consumer.close()
+    def every_good_behind_stored(self) -> bool:
+        return self.good_behind_stored == self.good_behind
 
 
 def _first_incident_message(settings: Settings, run: str, start: dict[Any, int]) -> Any:
     import orjson
 
-    for m in _read_from(settings, ["incidents.v1"], start):
+    for m in list(kafka.messages_after(settings, ["incidents.v1"], start, idle_ms=4000)):
         if f"CH{run}-".encode() in m.value:
             return orjson.loads(m.value)
     return None
@@ -604,8 +542,8 @@ def poison(
     started = time.monotonic()
     try:
         worker = workers.start()
-        dl_start = _topic_ends(settings, dlqs)
-        inc_start = _topic_ends(settings, ["incidents.v1"])
+        dl_start = kafka.end_offsets(settings, dlqs)
+        inc_start = kafka.end_offsets(settings, ["incidents.v1"])
         items = traffic.records(run, 2 * good, per_site)
         traffic.produce(settings, traffic.TOPIC, items[:good])
         traffic.wait_until(traffic.settled(settings, run, good, per_site), timeout)
@@ -632,7 +570,7 @@ def poison(
         progress("reading the dead letters")
 
         def letters() -> list[Any]:
-            return _read_from(settings, dlqs, dl_start)
+            return list(kafka.messages_after(settings, dlqs, dl_start, idle_ms=4000))
 
         found: list[Any] = []
 
@@ -694,14 +632,12 @@ class WebhookOutage(Common):
     bad_signatures: int = 0
     drained_after_s: float | None = None
 
-    @property
-    def ok(self) -> bool:
-        return (
-            super().ok
-            and self.undelivered == 0
-            and self.duplicate_deliveries == 0
-            and self.bad_signatures == 0
-        )
+    MUST_BE_ZERO = (
+        *Common.MUST_BE_ZERO,
+        "undelivered",
+        "duplicate_deliveries",
+        "bad_signatures",
+    )
 
 
 def _webhook_rows(settings: Settings, run: str) -> list[tuple[str, str]]:
@@ -806,9 +742,7 @@ class SlowEventKill(Common):
     stored_before_kill: int = 0
     killed_during_sleep: bool = False
 
-    @property
-    def ok(self) -> bool:
-        return super().ok and self.slow_event_processed and self.killed_during_sleep
+    MUST_HOLD = (*Common.MUST_HOLD, "slow_event_processed", "killed_during_sleep")
 
 
 def smoke_event_id(value: bytes) -> str:
@@ -819,19 +753,6 @@ def smoke_event_id(value: bytes) -> str:
 
     doc = orjson.loads(value)
     return event_id_for("smoke-alarm", [doc["deviceSerial"], doc["alarmTime"], doc["alarmType"]])
-
-
-def committed_offset(settings: Settings, group: str, topic: str, partition: int) -> int | None:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
-    )
-    try:
-        got = consumer.committed(TopicPartition(topic, partition))
-        return None if got is None else int(got)
-    finally:
-        consumer.close()
 
 
 def _log_lines(worker: faults.Worker, text: str) -> list[dict[str, Any]]:
@@ -875,6 +796,8 @@ def slow_event_then_kill(
     took next until its batch is done). The worker is killed (-9) during the sleep and
     started again without the hook: the slow event must be stored (Faust's rule committed
     past it: faust-streaming issue 606; `streams.transport.Consumer` does not)."""
+    from kafka import TopicPartition
+
     result = SlowEventKill(concurrency=concurrency, slow_seconds=slow_seconds)
     run = traffic.new_run_id()
     items = traffic.records(run, events, per_site)
@@ -919,9 +842,8 @@ def slow_event_then_kill(
             and result.stored_before_kill >= later
         )
         worker.kill()
-        result.committed_before_kill = committed_offset(
-            settings, workers.app_id, "events.v1", result.slow_partition
-        )
+        slow_tp = TopicPartition("events.v1", result.slow_partition)
+        result.committed_before_kill = kafka.committed(settings, workers.app_id, [slow_tp])[slow_tp]
         result.committed_past_slow = (
             result.committed_before_kill is not None
             and result.committed_before_kill > result.slow_offset
@@ -950,14 +872,16 @@ class StalledRebalance(Common):
     waited_for: list[str] = field(default_factory=list)
     counted_after_restart: bool = False  # the next worker of the app counted the stall
 
+    MUST_HOLD = (
+        *Common.MUST_HOLD,
+        "exited_stalled",
+        "names_slow_partition",
+        "counted_after_restart",
+    )
+
     @property
-    def ok(self) -> bool:
-        return (
-            super().ok
-            and self.exit_status == EXIT_STALLED
-            and self.names_slow_partition
-            and self.counted_after_restart
-        )
+    def exited_stalled(self) -> bool:
+        return self.exit_status == EXIT_STALLED
 
     @property
     def names_slow_partition(self) -> bool:

@@ -59,27 +59,32 @@ def acknowledgement(run: str, dispatch_id: str, department: str) -> tuple[bytes,
     return dispatch_id.encode(), json.dumps(value).encode()
 
 
+#: The kinds of side records, each with what one becomes once it has landed.
+LANDED_AS = {"pings": "stored", "calls": "stored", "acks": "applied"}
+
+
 @dataclass
 class SideLanded:
-    """Side records sent and what each became."""
+    """Side records sent and landed, per kind (`LANDED_AS`)."""
 
-    pings_sent: int = 0
-    pings_stored: int = 0
-    calls_sent: int = 0
-    calls_stored: int = 0
-    acks_sent: int = 0
-    acks_applied: int = 0
+    sent: dict[str, int]
+    landed: dict[str, int]
 
     @property
     def lost(self) -> int:
-        return (
-            self.pings_sent
-            - self.pings_stored
-            + self.calls_sent
-            - self.calls_stored
-            + self.acks_sent
-            - self.acks_applied
-        )
+        return sum(self.sent.values()) - sum(self.landed.values())
+
+    def figures(self) -> dict[str, int]:
+        """Each kind's sent and landed counts: pings_sent, pings_stored, calls_sent, ...,
+        acks_applied."""
+        return {
+            name: count
+            for kind, landed_as in LANDED_AS.items()
+            for name, count in (
+                (f"{kind}_sent", self.sent[kind]),
+                (f"{kind}_{landed_as}", self.landed[kind]),
+            )
+        }
 
 
 @dataclass
@@ -164,11 +169,8 @@ class SideTraffic:
                 " WHERE dispatch_id = ANY(%s::text[]) AND acknowledged_at IS NOT NULL",
                 (list(self.acked),),
             ).fetchone()
+        counted = {"pings": pings, "calls": calls, "acks": acks}
         return SideLanded(
-            pings_sent=self.pings,
-            pings_stored=int(pings[0]) if pings else 0,
-            calls_sent=self.calls,
-            calls_stored=int(calls[0]) if calls else 0,
-            acks_sent=len(self.acked),
-            acks_applied=int(acks[0]) if acks else 0,
+            sent={"pings": self.pings, "calls": self.calls, "acks": len(self.acked)},
+            landed={kind: int(row[0]) if row else 0 for kind, row in counted.items()},
         )

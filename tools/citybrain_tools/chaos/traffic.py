@@ -64,19 +64,23 @@ def records(run: str, count: int, per_site: int = 100) -> list[tuple[bytes, byte
     return [smoke_alarm(run, i, per_site, at) for i in range(count)]
 
 
+#: A producer that rides out a broker outage of minutes: every record acknowledged by all
+#: replicas, retried without limit and in order (one request in flight), for up to 10 minutes.
+OUTAGE_PROOF: dict[str, Any] = {
+    "acks": "all",
+    "linger_ms": 5,
+    "retries": 2147483647,
+    "max_in_flight_requests_per_connection": 1,
+    "delivery_timeout_ms": 600_000,
+    "request_timeout_ms": 15_000,
+    "max_block_ms": 600_000,
+}
+
+
 def producer(settings: Settings) -> Any:
     from kafka import KafkaProducer
 
-    return KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_list,
-        acks="all",
-        linger_ms=5,
-        retries=2147483647,
-        max_in_flight_requests_per_connection=1,
-        delivery_timeout_ms=600_000,
-        request_timeout_ms=15_000,
-        max_block_ms=600_000,
-    )
+    return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_list, **OUTAGE_PROOF)
 
 
 def produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]) -> None:
