@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 import pytest
 
 from citybrain.settings import Settings
+from citybrain_tools.chaos.poison import event as canonical_event
 from tests.agents.test_normalize import collect, produce
 from tests.conftest import wait_for
 
@@ -21,39 +21,15 @@ pytestmark = pytest.mark.integration
 
 
 def event(event_id: str, text: str) -> bytes:
-    now = datetime.now(UTC).isoformat()
-    return json.dumps(
-        {
-            "schema": "citybrain.event/1",
-            "event_id": event_id,
-            "source_kind": "hotline",
-            "feed": "hotline-12345",
-            "kind": "report",
-            "category": "noise",
-            "severity": 4,
-            "observed_at": now,
-            "received_at": now,
-            "location": {
-                "status": "needs_location",
-                "lon": None,
-                "lat": None,
-                "source_crs": None,
-                "address": None,
-                "device_id": None,
-                "method": None,
-                "district": "310115",
-                "street": None,
-                "community": None,
-                "grid_cell": None,
-                "jurisdiction": {},
-                "match_confidence": None,
-            },
-            "raw_ref": {"topic": "raw.hotline", "partition": 0, "offset": 0, "key": None},
-            "text": text,
-            "caller_phone_masked": None,
-            "attributes": {},
-        }
-    ).encode()
+    """A hotline report on events.v1 that persist stores (placed by district only)."""
+    doc = canonical_event(
+        text,
+        event_id=event_id,
+        location__status="needs_location",
+        location__lon=None,
+        location__lat=None,
+    )
+    return json.dumps(doc).encode()
 
 
 def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_stored(

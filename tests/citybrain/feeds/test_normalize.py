@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,28 +32,26 @@ def smoke(**changes: object) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
-# (feed, raw bytes, expected reason)
+#: The normalize stage's bad-input corpus (`citybrain chaos` sends it to a live worker too):
+#: a JSON line per record with its feed, the reason it must be rejected with, and its
+#: payload: text (a \udcXX escape is a byte that is not UTF-8; a NUL character, which would
+#: stop the stage that stores the text, is rejected up front) or a list of pieces, a
+#: [text, n] piece standing for text n times.
+CORPUS = Path(__file__).parents[2] / "data" / "bad_input.jsonl"
+
+
+def payload(piece: str | list[Any]) -> bytes:
+    text = (
+        piece
+        if isinstance(piece, str)
+        else "".join(p if isinstance(p, str) else p[0] * p[1] for p in piece)
+    )
+    return text.encode("utf-8", "surrogateescape")
+
+
 BAD = [
-    ("smoke-alarm", b"{not json", "malformed_json"),
-    # a NUL character would stop the stage that stores the text: rejected up front
-    ("smoke-alarm", smoke(deviceSerial="SM-\u0000-1"), "undecodable_bytes"),
-    ("smoke-alarm", b"[1, 2, 3]", "schema_violation"),
-    ("smoke-alarm", smoke(deviceSerial=None), "schema_violation"),
-    ("smoke-alarm", smoke(alarmType="9"), "schema_violation"),
-    ("smoke-alarm", smoke(location={"lng": "east", "lat": 31.2}), "wrong_type"),
-    ("smoke-alarm", smoke(alarmTime=None), "missing_timestamp"),
-    ("smoke-alarm", smoke(alarmTime="yesterday at noon"), "bad_timestamp"),
-    ("smoke-alarm", smoke(alarmTime="2027-01-01 00:00:00"), "future_timestamp"),
-    ("smoke-alarm", b'{"pad": "' + b"x" * 1_100_000 + b'"}', "payload_too_large"),
-    ("gas-leak", '{"设备编号": "G1"}'.encode() + b"\xff\xfe\x80", "undecodable_bytes"),
-    ("air-quality", b"AQ-1,2026-11-24 09:10,38", "malformed_csv"),
-    ("air-quality", b"AQ-1,2026-11-24 09:10,lots,61,121.4,31.2", "wrong_type"),
-    (
-        "water-level",
-        b'{"devId": "NOT-REGISTERED", "ts": 1764030000000, "data": {"level": 10}}',
-        "unknown_device",
-    ),
-    ("water-level", b'{"devId": "WL00000", "ts": 1764030000000, "data": {}}', "schema_violation"),
+    (d["feed"], payload(d["payload"]), d["reason"])
+    for d in map(json.loads, CORPUS.read_text(encoding="utf-8").splitlines())
 ]
 
 

@@ -1,5 +1,6 @@
-"""Hostile input: the bad-input corpus of the normalize stage (issue #5) and poison pills
-that pass the earlier stages but make a later one raise (persist, correlate, dispatch,
+"""Hostile input: the bad-input corpus of the normalize stage (issue #5, kept in
+tests/data/bad_input.jsonl with the unit tests that check it) and poison pills that pass
+the earlier stages but make a later one raise (persist, correlate, dispatch,
 dispatch-status). Each pill names the stage that must dead-letter it and the reason."""
 
 from __future__ import annotations
@@ -7,27 +8,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-SMOKE = {
-    "deviceSerial": "SM-3101-000123",
-    "alarmType": "1",
-    "alarmTime": "2026-11-24 08:41:07",
-    "location": {"lng": 121.48213, "lat": 31.23011, "address": "黄浦区南京东路299号3楼"},
-    "battery": 87,
-    "rssi": -91,
-}
-
-
-def smoke(**changes: object) -> bytes:
-    doc = json.loads(json.dumps(SMOKE))
-    for key, value in changes.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
-    return json.dumps(doc, ensure_ascii=False).encode()
-
+from citybrain.settings import PROJECT_ROOT
 
 RAW_TOPICS = {
     "smoke-alarm": "raw.iot.smoke-alarm",
@@ -36,22 +20,23 @@ RAW_TOPICS = {
     "water-level": "raw.iot.water-level",
 }
 
-#: (feed, raw bytes, reason): the normalize stage's corpus of bad input.
-RAW_CORPUS: list[tuple[str, bytes, str]] = [
-    ("smoke-alarm", b"{not json", "malformed_json"),
-    ("smoke-alarm", smoke(deviceSerial="SM-\u0000-1"), "undecodable_bytes"),
-    ("smoke-alarm", b"[1, 2, 3]", "schema_violation"),
-    ("smoke-alarm", smoke(deviceSerial=None), "schema_violation"),
-    ("smoke-alarm", smoke(alarmType="9"), "schema_violation"),
-    ("smoke-alarm", smoke(location={"lng": "east", "lat": 31.2}), "wrong_type"),
-    ("smoke-alarm", smoke(alarmTime=None), "missing_timestamp"),
-    ("smoke-alarm", smoke(alarmTime="yesterday at noon"), "bad_timestamp"),
-    ("smoke-alarm", smoke(alarmTime="2099-01-01 00:00:00"), "future_timestamp"),
-    ("smoke-alarm", b'{"pad": "' + b"x" * 1_100_000 + b'"}', "payload_too_large"),
-    ("gas-leak", '{"设备编号": "G1"}'.encode() + b"\xff\xfe\x80", "undecodable_bytes"),
-    ("air-quality", b"AQ-1,2026-11-24 09:10,38", "malformed_csv"),
-    ("air-quality", b"AQ-1,2026-11-24 09:10,lots,61,121.4,31.2", "wrong_type"),
-]
+#: The normalize stage's bad-input corpus, which its unit tests check record by record
+#: (tests/citybrain/feeds/test_normalize.py): a JSON line per record with its feed, the
+#: reason it must be rejected with, and its payload: text (a \udcXX escape is a byte that is
+#: not UTF-8) or a list of pieces, a [text, n] piece standing for text n times.
+CORPUS_FILE = PROJECT_ROOT / "tests" / "data" / "bad_input.jsonl"
+
+
+def raw_corpus(path: Path = CORPUS_FILE) -> list[tuple[str, bytes, str]]:
+    """(feed, raw bytes, reason) of every record of the corpus."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [(d["feed"], _payload(d["payload"]), d["reason"]) for d in map(json.loads, lines)]
+
+
+def _payload(payload: str | list[Any]) -> bytes:
+    if not isinstance(payload, str):
+        payload = "".join(p if isinstance(p, str) else p[0] * p[1] for p in payload)
+    return payload.encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)

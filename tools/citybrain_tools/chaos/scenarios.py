@@ -555,7 +555,7 @@ def poison(
             bootstrap_servers=settings.kafka_bootstrap_list, acks="all", max_request_size=4_000_000
         )
         corpus_at: dict[tuple[str, int, int], str] = {}
-        for feed, raw, reason in hostile.RAW_CORPUS:
+        for feed, raw, reason in hostile.raw_corpus():
             meta = p.send(hostile.RAW_TOPICS[feed], key=f"bad-{run}".encode(), value=raw).get(30)
             corpus_at[(meta.topic, meta.partition, meta.offset)] = reason
         for pill in pills:
