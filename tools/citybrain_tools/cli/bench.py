@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from citybrain.cli.common import cli_settings, fail
-from citybrain_tools.cli.report import print_report
+from citybrain_tools.cli.report import JsonOut, print_report
 
 app = typer.Typer(help="Benchmarks on the real local stack.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def bench_store(
     batch_size: Annotated[int, typer.Option(help="Rows per batch (one transaction).")] = 5000,
     concurrency: Annotated[int, typer.Option(help="Batches written in parallel.")] = 1,
     method: Annotated[str, typer.Option(help="copy or insert.")] = "copy",
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Sustained write rate into the events table and p99 batch commit time."""
     import asyncio
@@ -38,7 +38,7 @@ def bench_geo(
     points: Annotated[int, typer.Option(help="Points to tag.")] = 2_000_000,
     batch: Annotated[int, typer.Option(help="Points per batch.")] = 10_000,
     pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Geo-tagging throughput (target: 500,000 points/s on one core: numpy's element-wise
     work is single-threaded; pin the process with `taskset -c 0` to be sure)."""
@@ -71,7 +71,7 @@ def bench_e2e(
             "worker for everything.",
         ),
     ] = True,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """The whole pipeline against a plain consume-and-COPY baseline, about 15 minutes:
     the drain rate of a backlog (ratio to the baseline), a sustained load (lag over time),
@@ -135,7 +135,7 @@ def bench_e2e(
 @app.command("correlate")
 def bench_correlate(
     keys: Annotated[int, typer.Option(help="Live correlation keys (reports held).")] = 1_000_000,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Memory per million live correlation keys (target: at most 100 MB)."""
 
@@ -154,7 +154,7 @@ def bench_correlate(
 def bench_normalize(
     messages: Annotated[int, typer.Option(help="Telemetry messages to normalise.")] = 400_000,
     workers: Annotated[int, typer.Option(help="Worker processes in the consumer group.")] = 2,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Normalize throughput on the telemetry path with the real broker and database
     (target: 20,000 messages/s)."""
@@ -172,7 +172,7 @@ def bench_address(
         str, typer.Option(help="Labelled TSV: text, expected_entry, district.")
     ] = "tests/data/addresses_shanghai.tsv",
     pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """The address matcher's match rate and accuracy on a labelled sample."""
     from pathlib import Path

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from citybrain_tools.cli.report import print_report
+from citybrain_tools.cli.report import JsonOut, print_report
 
 app = typer.Typer(help="Correlation of reports into incidents.", no_args_is_help=True)
 
@@ -16,7 +16,7 @@ def correlate_accuracy(
     records: Annotated[int, typer.Option(help="Simulated raw records.")] = 6000,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 11,
     hours: Annotated[float, typer.Option(help="Hours of city time.")] = 6.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Pairwise precision, recall and F1 of the fused incidents on the simulator's ground
     truth (target: F1 >= 0.95 with precision >= 0.97)."""

@@ -3,9 +3,12 @@ or JSON only."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+#: the option of every command that prints a report: JSON only, no table
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 
 def print_report(
