@@ -9,7 +9,8 @@ from citybrain.cli.common import fail as _fail
 
 
 def worker() -> None:
-    """Run the Faust worker with every agent (stops on Ctrl-C / SIGTERM)."""
+    """Run the Faust worker with the stages CITYBRAIN_STAGES names (default: all; stops on
+    Ctrl-C / SIGTERM)."""
     settings = _settings()
     from citybrain.logs import configure_logging
     from citybrain.metrics import serve_metrics
@@ -24,23 +25,11 @@ def worker() -> None:
             f"cannot serve metrics on 127.0.0.1:{settings.metrics_port} ({exc.strerror}): is "
             "another worker running? Set CITYBRAIN_METRICS_PORT (0 turns metrics off)."
         ) from exc
-    import faust
-
     from citybrain import agents
-    from citybrain.streams.app import app as faust_app
+    from citybrain.worker import run_worker
 
-    stages = agents.STAGES if settings.stages == "all" else settings.stages.split(",")
     try:
-        agents.register(s.strip() for s in stages)
+        stages = agents.stage_names(settings.stages)
     except ValueError as exc:
         raise _fail(f"CITYBRAIN_STAGES: {exc}") from exc
-
-    from citybrain.streams.runtime import tune_gc
-
-    tune_gc()  # after the agents and their city pack are loaded
-    worker_ = faust.Worker(
-        faust_app,
-        loglevel=settings.log_level.lower(),
-        override_logging=False,
-    )
-    worker_.execute_from_commandline()
+    run_worker(settings, stages)
