@@ -17,6 +17,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
+from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND
 from citybrain.settings import Settings
 from citybrain_tools.sim.scenario import Scenario
 from tests.agents.test_normalize import collect, origin_of_event, produce
@@ -76,7 +77,7 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
         out = []
         ours = set()
         for m in collect(stack, ["correlate.v1"], 3):
-            if m.value.startswith(b'{"control"'):
+            if (MESSAGE_HEADER, MESSAGE_KIND) in m.headers:
                 continue  # an incident status from the dispatch stage, not a report
             e = CanonicalEvent.from_json(m.value)
             if origin_of_event(m) in sent:
