@@ -65,10 +65,10 @@ def test_an_approved_extension_is_applied_by_a_status_only_worker_once(
         json={"resolve_deadline": NEW_DEADLINE, "reason": "待更换燃气管件 parts on order"},
         headers=world.auth("police"),
     )
-    assert asked.status_code == 200, asked.text
+    assert asked.status_code == 201, asked.text
     extension_id = asked.json()["extension_id"]
     approved = client.post(
-        f"/api/v1/tasks/extensions/{extension_id}/approve", headers=world.auth("operations")
+        f"/api/v1/extensions/{extension_id}/approve", headers=world.auth("operations")
     )
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "approved"
@@ -107,11 +107,11 @@ def test_a_denied_extension_sends_no_command(
     )
     extension_id = asked.json()["extension_id"]
     denied = client.post(
-        f"/api/v1/tasks/extensions/{extension_id}/deny", headers=world.auth("operations")
+        f"/api/v1/extensions/{extension_id}/deny", headers=world.auth("operations")
     )
     assert denied.json()["status"] == "denied"
     assert commands_for(stack, dispatch_id) == []
     again = client.post(
-        f"/api/v1/tasks/extensions/{extension_id}/approve", headers=world.auth("operations")
+        f"/api/v1/extensions/{extension_id}/approve", headers=world.auth("operations")
     )
     assert again.status_code == 404
