@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND
 from citybrain.settings import PROJECT_ROOT
 
 RAW_TOPICS = {
@@ -50,6 +51,7 @@ class Pill:
     dlq: str  # that stage's dead-letter topic
     reason: str
     marker: str  # a string in the value that finds its dead letter
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def event(marker: str, **changes: Any) -> dict[str, Any]:
@@ -152,7 +154,7 @@ def pills(run: str, incident_message: dict[str, Any] | None) -> list[Pill]:
             "correlate.v1",
             json.dumps(
                 {
-                    "control": "incident_status",
+                    "schema": "citybrain.incident-status/1",
                     "incident_id": m("correlate-control"),  # not an id this stage made
                     "status": "resolved",
                 }
@@ -161,6 +163,7 @@ def pills(run: str, incident_message: dict[str, Any] | None) -> list[Pill]:
             "correlate.v1.dlq",
             "control_failed",
             m("correlate-control"),
+            headers=((MESSAGE_HEADER, MESSAGE_KIND),),
         ),
         Pill(
             "dispatch-json",

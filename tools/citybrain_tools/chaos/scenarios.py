@@ -559,7 +559,7 @@ def poison(
             meta = p.send(hostile.RAW_TOPICS[feed], key=f"bad-{run}".encode(), value=raw).get(30)
             corpus_at[(meta.topic, meta.partition, meta.offset)] = reason
         for pill in pills:
-            p.send(pill.topic, key=b"city", value=pill.value).get(30)
+            p.send(pill.topic, key=b"city", value=pill.value, headers=list(pill.headers)).get(30)
         p.close()
         result.corpus, result.pills = len(corpus_at), len(pills)
         # good events behind the bad ones, on the same topics' partitions
