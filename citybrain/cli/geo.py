@@ -53,7 +53,7 @@ def geo_import(
 ) -> None:
     """Store a city pack (all layers plus the generated grid) in the database, versioned."""
     from citybrain.db.connect import connect
-    from citybrain.geo.store import ImportRefused, import_pack
+    from citybrain.db.packs import ImportRefused, import_pack
 
     loaded, index = _load_pack(pack)
 

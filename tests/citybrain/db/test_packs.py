@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from citybrain.db.connect import connect
+from citybrain.db.packs import ImportRefused, import_pack
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import PACKS_DIR, load_pack
-from citybrain.geo.store import ImportRefused, import_pack
 from citybrain.settings import Settings
 
 pytestmark = pytest.mark.integration
