@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
-
-from citybrain.core.errors import InvalidRecord
+from citybrain.core.errors import InvalidRecord, json_object
 from citybrain.schemas.fields import is_aware
 
 __all__ = ["InvalidRecord", "Ping", "parse_ping"]
@@ -26,12 +24,7 @@ def parse_ping(raw: bytes | None) -> Ping:
     """Decode a ping; raise `InvalidRecord` with a reason code for anything malformed."""
     if raw is None:
         raise InvalidRecord("empty_value", "record has no value")
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord("malformed_json", f"not JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidRecord("schema_violation", "value must be a JSON object")
+    doc = json_object(raw)
     ping_id = doc.get("ping_id")
     if not isinstance(ping_id, str) or not ping_id or len(ping_id) > 200:
         raise InvalidRecord("schema_violation", "ping_id: a non-empty string is required")

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
-from citybrain.core.errors import InvalidRecord
+from citybrain.core.errors import InvalidRecord, json_object
 from citybrain.feeds.definition import Feed
 from citybrain.privacy import mask_phone, mask_phones_in_text
 from citybrain.schemas.feed_definition import Mapped
@@ -115,12 +113,7 @@ def decode(feed: Feed, raw: bytes | None) -> dict[str, Any]:
             "undecodable_bytes", f"not {source.encoding}: {exc.reason} at byte {exc.start}"
         ) from exc
     if source.format == "json":
-        try:
-            doc = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            raise Reject("malformed_json", f"not JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise Reject("schema_violation", "a JSON object is required")
+        doc = json_object(text)
         # JSON text can carry a NUL only as the escape \u0000 (raw control characters are
         # not JSON): look into the document only when the text has one
         if "\\u0000" in text and _has_nul(doc):
