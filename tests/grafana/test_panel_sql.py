@@ -25,7 +25,7 @@ from citybrain.geo.pack import load_pack
 from citybrain.grafana.macros import Context, expand
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain_tools.sim.scenario import Scenario
-from tests.agents.test_normalize import produce
+from tests.agents.normalize.test_agent import produce
 from tests.conftest import WorkerProcess, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """Batch delivery, the parts without a broker: the closed-batch queue pauses the
 partitions that keep closing batches and resumes them as the agent drains it; an open
 batch closes when full or when its wait runs out; eager starts finish in place or hand
-over the rest. (Through a real broker: tests/agents/test_normalize.py and
+over the rest. (Through a real broker: tests/agents/normalize/test_agent.py and
 tests/faults.)"""
 
 from __future__ import annotations

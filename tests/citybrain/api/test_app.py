@@ -20,7 +20,7 @@ from citybrain.api.app import create_app
 from citybrain.api.store import store_token
 from citybrain.api.tokens import new_token
 from citybrain.settings import Settings
-from tests.agents.test_normalize import collect
+from tests.agents.normalize.test_agent import collect
 
 pytestmark = pytest.mark.integration
 

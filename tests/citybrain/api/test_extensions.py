@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 
 from citybrain.settings import Settings
 from citybrain.streams.topics import TOPICS
-from tests.agents.test_normalize import collect
+from tests.agents.normalize.test_agent import collect
 from tests.citybrain.api.test_app import World, client, world  # noqa: F401 (fixtures)
 from tests.conftest import wait_for
 

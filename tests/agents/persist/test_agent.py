@@ -14,7 +14,7 @@ import pytest
 
 from citybrain.settings import Settings
 from citybrain_tools.chaos.poison import event as canonical_event
-from tests.agents.test_normalize import collect, produce
+from tests.agents.normalize.test_agent import collect, produce
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration

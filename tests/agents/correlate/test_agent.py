@@ -20,7 +20,7 @@ from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND
 from citybrain.settings import Settings
 from citybrain_tools.sim.scenario import Scenario
-from tests.agents.test_normalize import collect, origin_of_event, produce
+from tests.agents.normalize.test_agent import collect, origin_of_event, produce
 
 pytestmark = pytest.mark.integration
 

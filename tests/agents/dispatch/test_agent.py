@@ -26,7 +26,7 @@ from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
 from citybrain_tools.kafka import start_group_at_end
-from tests.agents.test_normalize import collect, produce
+from tests.agents.normalize.test_agent import collect, produce
 from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.integration
