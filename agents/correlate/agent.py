@@ -104,15 +104,14 @@ def install(ctx: StageContext) -> None:
             )
         await asyncio.gather(*acknowledged)
 
-    stage = Stage(app, STAGE)
-    stage.agent(
+    Stage(app, "correlate-route").agent(  # counted apart: it only forwards
         topic(app, TOPICS.events),
         name="correlate-route",
         process=route,
         max_records=2000,
         within=settings.batch_wait,
     )
-    stage.agent(
+    Stage(app, STAGE).agent(
         correlate_topic,
         name="correlate",
         decode=decode,

@@ -106,8 +106,7 @@ def install(ctx: StageContext) -> None:
                 actor=command.actor,
             )
 
-    stage = Stage(app, STAGE)
-    stage.agent(
+    Stage(app, STAGE).agent(
         topic(app, TOPICS.dispatch_status),
         name="dispatch-status",
         decode=decode_report,
@@ -115,7 +114,7 @@ def install(ctx: StageContext) -> None:
         max_records=200,
         within=settings.batch_wait,
     )
-    stage.agent(
+    Stage(app, "dispatch-commands").agent(
         topic(app, TOPICS.commands),
         name="dispatch-commands",
         decode=decode_command,
