@@ -42,7 +42,7 @@ class Catalogue:
         partitions=None,
         description="Wiring probe: the ping agent stores every record in pipeline_pings.",
         schemas=("ping.v1.json",),
-        producers="citybrain ping",
+        producers="wiring probes (tests, the chaos side traffic)",
         consumers="ping",
     )
     events: TopicSpec = TopicSpec(

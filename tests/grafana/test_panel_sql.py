@@ -120,8 +120,9 @@ def simulated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 row = conn.execute(sql, args).fetchone()
             return int(row[0]) if row else 0
 
+        # every second task below is resolved: 6 tasks make the 3 resolved waited for next
         assert wait_for(
-            lambda: count("SELECT count(*) FROM dispatches WHERE created_at >= %s", started) >= 5,
+            lambda: count("SELECT count(*) FROM dispatches WHERE created_at >= %s", started) >= 6,
             180,
         ), worker.log()[-3000:]
         with psycopg.connect(stack.conninfo()) as conn:
