@@ -112,6 +112,8 @@ def decode(feed: Feed, raw: bytes | None) -> dict[str, Any]:
         raise Reject(
             "undecodable_bytes", f"not {source.encoding}: {exc.reason} at byte {exc.start}"
         ) from exc
+    # a byte-order mark, as Windows tools write before UTF-8 (and GBK exports as U+FEFF)
+    text = text.removeprefix("\ufeff")
     if source.format == "json":
         doc = json_object(text)
         # JSON text can carry a NUL only as the escape \u0000 (raw control characters are

@@ -156,3 +156,13 @@ def test_gbk_payloads_decode(feeds: dict[str, Feed], tagger: Geotagger) -> None:
 
 def test_reject_carries_reason() -> None:
     assert Reject("bad_timestamp", "x").reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", b""])
+def test_a_byte_order_mark_before_the_payload_is_accepted(
+    feeds: dict[str, Feed], tagger: Geotagger, bom: bytes
+) -> None:
+    out = normalize_batch(
+        feeds["smoke-alarm"], [RawRecord(bom + smoke(), "t", 0, 1)], tagger, {}, NOW
+    )
+    assert out.rejects == [] and len(out.events) == 1
