@@ -42,11 +42,12 @@ fi
 # the development install: the runtime with its dev extra, and the tools (tools/: bench,
 # chaos, the simulator), which plug their commands into `citybrain`
 STAMP="$VENV/.citybrain-installed"
-HASH="$(cat pyproject.toml tools/pyproject.toml | sha256sum | cut -d' ' -f1)"
+HASH="$(cat pyproject.toml tools/pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   say "installing citybrain, its development tools and their dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev]" -e ./tools
+  # the versions CI tested (requirements.lock) as constraints
+  "$VENV/bin/python" -m pip install -q -c requirements.lock -e ".[dev]" -e ./tools
   echo "$HASH" > "$STAMP"
 fi
 
