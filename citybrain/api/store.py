@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from citybrain.api.tokens import NewToken, Principal, Role, matches
+from citybrain.privacy import mask_phones_in_text
 
 OPEN = ("dispatched", "acknowledged", "in_progress")
 
@@ -191,6 +192,11 @@ async def decide_extension(
 
 
 # --- Open311 -------------------------------------------------------------------------------
+def mask_optional(text: str | None) -> str | None:
+    """Free text with phone numbers masked (None stays None)."""
+    return None if text is None else mask_phones_in_text(text)
+
+
 async def store_open311(
     conn: AsyncConnection[Any], request_id: str, record: dict[str, Any], token_id: str
 ) -> bool:
@@ -202,8 +208,8 @@ async def store_open311(
         (
             request_id,
             record["service_code"],
-            record.get("description"),
-            record.get("address_string"),
+            mask_optional(record.get("description")),  # PIPL: no caller's number stored
+            mask_optional(record.get("address_string")),
             record.get("lat"),
             record.get("long"),
             record.get("media_url"),

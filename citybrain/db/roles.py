@@ -1,8 +1,10 @@
 """Database roles: the platform's writer (owner of the schema) and `grafana_reader`.
 
-`grafana_reader` may SELECT every table and view except those holding personal data, is
-read-only by default, and can write nothing. Re-applied on every `db migrate`, so new
-tables are covered and a personal-data table is never granted by accident.
+`grafana_reader` may SELECT only the relations the dashboards read (`DASHBOARD_RELATIONS`,
+kept equal to the dashboards' SQL by tests/grafana/test_dashboard_schema.py), is read-only
+by default, and can write nothing. Re-applied on every `db migrate`: every other relation
+is revoked, so a new table (personal data, tokens, free text) is never readable by
+accident.
 """
 
 from __future__ import annotations
@@ -13,18 +15,41 @@ from psycopg import sql
 from citybrain.settings import Settings
 
 READER = "grafana_reader"
-#: Tables holding personal data (callers' phone numbers): no reader ever gets them.
-PERSONAL_TABLES: frozenset[str] = frozenset({"personal_contacts"})
+#: What the dashboards read, and so all the reader may read.
+DASHBOARD_RELATIONS: frozenset[str] = frozenset(
+    {
+        "delivery_attempts",
+        "departments",
+        "devices",
+        "dispatch_history",
+        "dispatch_outbox",
+        "dispatches",
+        "events",
+        "incidents",
+        "pipeline_counts",
+        "readings",
+    }
+)
+#: Tables holding personal data or secrets (callers' numbers, citizens' requests, API
+#: tokens, departments' free-text requests): never granted, revoked from PUBLIC too.
+PERSONAL_TABLES: frozenset[str] = frozenset(
+    {"personal_contacts", "open311_requests", "api_tokens", "deadline_extensions"}
+)
 
 
-def readable_relations(conn: psycopg.Connection) -> list[str]:
+def relations(conn: psycopg.Connection) -> list[str]:
     """Tables, partitioned tables, views and materialised views in `public`."""
     rows = conn.execute(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') "
         "AND NOT c.relispartition ORDER BY 1"
     ).fetchall()
-    return [str(r[0]) for r in rows if r[0] not in PERSONAL_TABLES]
+    return [str(r[0]) for r in rows]
+
+
+def readable_relations(conn: psycopg.Connection) -> list[str]:
+    """The dashboards' relations that exist."""
+    return [name for name in relations(conn) if name in DASHBOARD_RELATIONS]
 
 
 def apply_roles(conn: psycopg.Connection, settings: Settings) -> None:

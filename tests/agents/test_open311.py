@@ -56,12 +56,18 @@ def test_open311_request_dispatched_resolved_and_closed(
                 "lat": f"{lat:.6f}",
                 "long": f"{lon:.6f}",
                 "address_string": "徐汇区某路口",
-                "description": f"井盖不见了，很危险 {marker}",
+                "description": f"井盖不见了，很危险 {marker} 请回电 13812345678",
                 "phone": "13912345678",
             },
         )
         assert posted.status_code == 200, posted.text
         request_id = posted.json()[0]["service_request_id"]
+        with psycopg.connect(stack.conninfo()) as conn:
+            stored = conn.execute(
+                "SELECT description FROM open311_requests WHERE service_request_id = %s",
+                (request_id,),
+            ).fetchone()
+        assert stored and "13812345678" not in stored[0] and "*******5678" in stored[0]
 
         def request() -> dict[str, Any]:
             answer = client.get(f"/open311/v2/requests/{request_id}.json")

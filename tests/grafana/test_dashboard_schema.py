@@ -158,3 +158,26 @@ def test_no_query_reads_personal_data() -> None:
         text = path.read_text(encoding="utf-8").lower()
         assert "personal_contacts" not in text, path.name
         assert "caller_phone" not in text and "caller_name" not in text, path.name
+
+
+def test_the_reader_role_may_read_exactly_what_the_dashboards_read() -> None:
+    """grafana_reader's grants (citybrain.db.roles.DASHBOARD_RELATIONS) are the relations
+    the dashboards' queries name: none more (personal data stays out), none fewer."""
+    from citybrain.db.roles import DASHBOARD_RELATIONS, PERSONAL_TABLES
+
+    migrations = " ".join(
+        p.read_text() for p in (PROJECT_ROOT / "schemas" / "migrations").glob("*.sql")
+    )
+    known = set(
+        re.findall(
+            r"CREATE (?:TABLE|VIEW|MATERIALIZED VIEW)(?: IF NOT EXISTS)? ([a-z_0-9]+)",
+            migrations,
+            re.IGNORECASE,
+        )
+    )
+    named: set[str] = set()
+    for path in DASHBOARDS:
+        text = json.dumps(load(path))
+        named |= {m for m in re.findall(r"(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)", text, re.I)}
+    assert named & known == DASHBOARD_RELATIONS
+    assert not DASHBOARD_RELATIONS & PERSONAL_TABLES

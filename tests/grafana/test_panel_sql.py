@@ -198,9 +198,13 @@ def test_a_panel_naming_a_missing_column_fails(simulated: Settings) -> None:
         run_panel(conn, doc, sql)
 
 
-def test_the_reader_cannot_read_personal_data(simulated: Settings) -> None:
+@pytest.mark.parametrize(
+    "table",
+    ["personal_contacts", "open311_requests", "api_tokens", "deadline_extensions", "boundaries"],
+)
+def test_the_reader_cannot_read_what_no_dashboard_reads(simulated: Settings, table: str) -> None:
     with reader(simulated) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        conn.execute("SELECT * FROM personal_contacts LIMIT 1")
+        conn.execute(f"SELECT * FROM {table} LIMIT 1")
 
 
 def test_there_are_dashboards_with_queries() -> None:
