@@ -46,6 +46,9 @@ class Timestamp(Strict):
     format: str = Field("iso8601", description="iso8601, epoch_s, epoch_ms or a strptime format")
     timezone: TimeZoneName = "Asia/Shanghai"
     max_future: Duration = "5m"
+    max_age: Duration = Field(
+        "730d", description="Older than this at receipt: a stale_timestamp dead letter."
+    )
 
 
 class Mapped(Strict):
@@ -80,6 +83,9 @@ class EventMapping(Strict):
     category: Mapped
     severity: Mapped = Mapped(const=3)
     text: str | None = None
+    max_text: int = Field(
+        4000, gt=0, description="Characters of free text stored (the original size is kept)."
+    )
     caller_phone: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
 
@@ -89,6 +95,16 @@ class Reading(Strict):
     path: str
     unit: str
     to_unit: str | None = None
+    plausible: tuple[float, float] | None = Field(
+        None,
+        description="[low, high] in the stored unit: outside, an implausible_value dead letter.",
+    )
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> Reading:
+        if self.plausible is not None and not self.plausible[0] < self.plausible[1]:
+            raise ValueError(f"plausible: {list(self.plausible)} must be [low, high], low < high")
+        return self
 
 
 class ThresholdRule(Strict):

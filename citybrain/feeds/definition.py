@@ -25,6 +25,7 @@ class Feed:
     path: Path
     zone: ZoneInfo
     max_future_s: float
+    max_age_s: float
     units: dict[str, tuple[float, float]]
     devices: DeviceRegistry | None
 
@@ -65,6 +66,7 @@ def load_feed(path: Path) -> Feed:
         path=path,
         zone=ZoneInfo(definition.observed_at.timezone),
         max_future_s=parse_duration(definition.observed_at.max_future),
+        max_age_s=parse_duration(definition.observed_at.max_age),
         units=units,
         devices=devices,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,10 +33,15 @@ REASONS = (
     "missing_timestamp",
     "bad_timestamp",
     "future_timestamp",
+    "stale_timestamp",
+    "implausible_value",
     "unknown_device",
     "internal_error",
 )
 
+
+#: digits and number punctuation at the end of a cut text
+_TRAILING_NUMBER = re.compile(r"[\d\s+()-]+$")
 
 #: A record that cannot become an event; `reason` is one of REASONS.
 Reject = InvalidRecord
@@ -180,6 +187,10 @@ def parse_time(feed: Feed, doc: dict[str, Any], received_at: datetime) -> dateti
         raise Reject(
             "future_timestamp", f"{ts.isoformat()} is more than {spec.max_future} after receipt"
         )
+    if received_at - ts > timedelta(seconds=feed.max_age_s):
+        raise Reject(
+            "stale_timestamp", f"{ts.isoformat()} is more than {spec.max_age} before receipt"
+        )
     return ts
 
 
@@ -251,6 +262,10 @@ def parse(feed: Feed, raw: bytes | None, received_at: datetime) -> ParsedRecord:
         if ev.text:
             text = get_path(doc, ev.text)
             rec.text = str(text) if text not in (_MISSING, None) else None
+            if rec.text is not None and len(rec.text) > ev.max_text:
+                rec.attributes["text_chars"] = len(rec.text)  # the original size
+                # cut before any number the cap would split (a partial number escapes masking)
+                rec.text = _TRAILING_NUMBER.sub("", rec.text[: ev.max_text])
         if ev.caller_phone:
             phone = get_path(doc, ev.caller_phone)
             rec.caller_phone = str(phone) if phone not in (_MISSING, None, "") else None
@@ -264,6 +279,15 @@ def parse(feed: Feed, raw: bytes | None, received_at: datetime) -> ParsedRecord:
             continue  # a device may omit a metric in one message
         factor, offset = feed.units[reading.metric]
         number = _number(value, reading.metric) * factor + offset
+        if not math.isfinite(number) or (
+            reading.plausible is not None
+            and not reading.plausible[0] <= number <= reading.plausible[1]
+        ):
+            raise Reject(
+                "implausible_value",
+                f"{reading.metric} = {number:g} {reading.to_unit or reading.unit} is outside"
+                f" {list(reading.plausible or ())} (plausible range)",
+            )
         rec.readings.append((reading.metric, number, reading.to_unit or reading.unit))
     if d.event is None and not rec.readings:
         raise Reject("schema_violation", "the record carries none of the feed's readings")

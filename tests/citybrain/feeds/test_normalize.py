@@ -166,3 +166,25 @@ def test_a_byte_order_mark_before_the_payload_is_accepted(
         feeds["smoke-alarm"], [RawRecord(bom + smoke(), "t", 0, 1)], tagger, {}, NOW
     )
     assert out.rejects == [] and len(out.events) == 1
+
+
+def test_long_free_text_is_cut_and_its_original_size_kept(feeds: dict[str, Feed]) -> None:
+    feed = feeds["hotline-12345"]
+    cap = feed.definition.event.max_text  # type: ignore[union-attr]
+    line = (feed.sample_path() or Path()).read_text(encoding="utf-8").splitlines()[0]
+    doc = json.loads(line)
+    doc["content"] = "积水" * cap + " 来电人电话138 1234 5678"
+    rec = parse(feed, json.dumps(doc, ensure_ascii=False).encode(), NOW)
+    assert rec.text is not None and len(rec.text) <= cap
+    assert rec.attributes["text_chars"] == len(doc["content"])
+    short = parse(feed, line.encode(), NOW)
+    assert "text_chars" not in short.attributes
+
+
+def test_a_cut_never_leaves_part_of_a_phone_number(feeds: dict[str, Feed]) -> None:
+    feed = feeds["hotline-12345"]
+    cap = feed.definition.event.max_text  # type: ignore[union-attr]
+    doc = json.loads((feed.sample_path() or Path()).read_text(encoding="utf-8").splitlines()[0])
+    doc["content"] = "x" * (cap - 7) + "13812345678 请回电"  # the cap falls inside the number
+    rec = parse(feed, json.dumps(doc, ensure_ascii=False).encode(), NOW)
+    assert rec.text == "x" * (cap - 7)
