@@ -6,11 +6,10 @@ Stages share nothing else: no module of `agents/` holds state at module level.""
 from __future__ import annotations
 
 import asyncio
-import os
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from citybrain.settings import Settings
+from citybrain.settings import Settings, environment
 
 if TYPE_CHECKING:
     from citybrain.dispatch.channels import Channels
@@ -81,4 +80,4 @@ class StageContext:
         """Each department's destinations (webhook secrets from the environment)."""
         from citybrain.dispatch.channels import Channels
 
-        return Channels.of(self.dispatch.routing, os.environ)
+        return Channels.of(self.dispatch.routing, environment())

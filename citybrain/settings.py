@@ -6,6 +6,7 @@ reading the environment itself. Secrets are `SecretStr` so they never print.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -277,3 +278,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
+    """The variables settings are read from: the `.env` file's, then the process
+    environment's over them (as pydantic-settings reads them). For values read by name at
+    run time, such as webhook secrets (`secret_env` in departments.yaml)."""
+    from dotenv import dotenv_values
+
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    return {**values, **os.environ}

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from citybrain.cli.common import cli_settings, fail
+from citybrain.settings import environment
 
 app = typer.Typer(
     help="Departments, the routing tree and SLA policies: check and explain.",
@@ -35,7 +36,6 @@ def routes_check(
     sla: Annotated[str | None, typer.Option(help="SLA policy file.")] = None,
 ) -> None:
     """Validate departments, routes and the SLA policy; each error names file, line, field."""
-    import os
     from pathlib import Path
 
     from citybrain.config_errors import ConfigError
@@ -51,7 +51,7 @@ def routes_check(
     except ConfigError as exc:
         typer.secho(str(exc), fg="red", err=True)
         raise typer.Exit(1) from exc
-    channels = Channels.of(routing, os.environ)
+    channels = Channels.of(routing, environment())
     typer.echo(f"{dept_path}: ok ({len(routing.by_code)} departments)")
     typer.echo(f"{routes_path}: ok (operations center: {routing.operations_center})")
     typer.echo(f"{sla_path}: ok ({len(policy.categories)} categories + default)")

@@ -3,11 +3,14 @@
 A destination is a string: `kafka:dispatch.<dept>.v1` or `webhook:<endpoint name>`. A
 webhook's signing secret comes from the environment variable its channel names; a webhook
 whose variable is unset is left out (an unsigned webhook is never called) and reported by
-`disabled`, so that the worker can say so at start.
+`disabled`, so that the worker can say so at start. The variables come from the process
+environment or the `.env` file, as every setting does (`citybrain.settings.environment`);
+a variable may hold several secrets (rotation: the new one first).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +27,9 @@ class Endpoint:
     name: str
     department: str
     url: str
-    secret: str
+    #: the signing secrets, the newest first: while a secret is rotated the variable holds
+    #: the new and the old one (space or comma separated) and messages carry both signatures
+    secret: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class Channels:
                     out.append(f"kafka:{dispatch_topic_name(code)}")
                 elif channel.webhook is not None:
                     hook = channel.webhook
-                    secret = environ.get(hook.secret_env, "")
+                    secret = tuple(re.split(r"[\s,]+", environ.get(hook.secret_env, "").strip()))
+                    secret = tuple(s for s in secret if s)
                     if not secret:
                         disabled.append(f"{code}/{hook.name} (set {hook.secret_env})")
                         continue
