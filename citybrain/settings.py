@@ -172,7 +172,16 @@ class Settings(BaseSettings):
         "then waits for the report path instead of the other way round.",
     )
     worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
+    worker_web_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's web port binds (0.0.0.0 in a container, to be "
+        "reached from outside it).",
+    )
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker; 0 = off.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the worker's metrics port binds (0.0.0.0 in a container).",
+    )
     maintenance_interval: float = Field(
         60.0,
         description="Plain PostgreSQL mode: seconds between partition upkeep and refreshes "

@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> App:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         web_enabled=True,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
         producer_acks=-1,
         producer_linger_ms=settings.kafka_linger_ms,

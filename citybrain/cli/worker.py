@@ -19,10 +19,11 @@ def worker() -> None:
     if settings.worker_nice:
         os.nice(settings.worker_nice)  # threads and children started later inherit it
     try:
-        serve_metrics(settings.metrics_port)
+        serve_metrics(settings.metrics_port, settings.metrics_host)
     except OSError as exc:
         raise _fail(
-            f"cannot serve metrics on 127.0.0.1:{settings.metrics_port} ({exc.strerror}): is "
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror}): is "
             "another worker running? Set CITYBRAIN_METRICS_PORT (0 turns metrics off)."
         ) from exc
     from citybrain import agents

@@ -92,3 +92,66 @@ def test_grafana_provisioning_reads_through_the_reader_role() -> None:
     source = ds["datasources"][0]
     assert source["user"] == "grafana_reader"
     assert source["secureJsonData"]["password"].startswith("${")
+
+
+def _env(compose: dict[str, Any], service: str) -> dict[str, Any]:
+    return dict(compose["services"][service].get("environment") or {})
+
+
+#: what each citybrain service reads that has no working default in a container
+NEEDS = {
+    "migrate": {
+        "CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS",
+        "CITYBRAIN_DB_HOST",
+        "CITYBRAIN_DB_PASSWORD",
+        "CITYBRAIN_GRAFANA_READER_PASSWORD",  # migrate creates the reader role with it
+    },
+    "worker": {
+        "CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS",
+        "CITYBRAIN_DB_HOST",
+        "CITYBRAIN_DB_PASSWORD",
+        "CITYBRAIN_METRICS_HOST",  # 127.0.0.1 inside a container is unreachable
+        "CITYBRAIN_WORKER_WEB_HOST",
+    },
+    "api": {"CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS", "CITYBRAIN_DB_HOST", "CITYBRAIN_DB_PASSWORD"},
+}
+
+
+@pytest.mark.parametrize("service", sorted(NEEDS))
+def test_each_service_gets_the_variables_it_needs(compose: dict[str, Any], service: str) -> None:
+    missing = NEEDS[service] - set(_env(compose, service))
+    assert not missing, f"{service} lacks {sorted(missing)}"
+
+
+def test_the_reader_password_is_the_same_variable_for_migrate_and_grafana(
+    compose: dict[str, Any],
+) -> None:
+    assert (
+        _env(compose, "migrate")["CITYBRAIN_GRAFANA_READER_PASSWORD"]
+        == _env(compose, "grafana")["CITYBRAIN_GRAFANA_READER_PASSWORD"]
+    )
+
+
+def test_the_worker_gets_every_webhook_secret_the_departments_name(
+    compose: dict[str, Any],
+) -> None:
+    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+
+    routing = load_routing(DEPARTMENTS_FILE, ROUTES_FILE)
+    named = {
+        c.webhook.secret_env
+        for d in routing.by_code.values()
+        for c in d.channels
+        if c.webhook is not None
+    }
+    assert named
+    assert not named - set(_env(compose, "worker")), "webhook secrets not passed to the worker"
+
+
+def test_the_worker_binds_every_interface_and_publishes_on_loopback(
+    compose: dict[str, Any],
+) -> None:
+    env = _env(compose, "worker")
+    assert env["CITYBRAIN_METRICS_HOST"] == env["CITYBRAIN_WORKER_WEB_HOST"] == "0.0.0.0"  # noqa: S104
+    ports = compose["services"]["worker"]["ports"]
+    assert {"127.0.0.1:9108:9108", "127.0.0.1:6066:6066"} <= set(ports)
