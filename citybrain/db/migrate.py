@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from citybrain.config_errors import ConfigError
 from citybrain.db.connect import connection_kwargs
+from citybrain.db.departments import store_departments
 from citybrain.db.maintain import MaintenanceReport, maintain
 from citybrain.db.modes import Mode, ModeError, choose_mode, render
 from citybrain.db.policies import timescale_policy_statements
@@ -55,6 +57,7 @@ class MigrateResult:
 
     mode: Mode
     applied: list[Migration] = field(default_factory=list)
+    departments: int = 0  # rows of `departments` written from the departments file
     maintenance: MaintenanceReport = field(default_factory=MaintenanceReport)
 
 
@@ -169,9 +172,12 @@ def _migrate_locked(conn: psycopg.Connection, settings: Settings) -> MigrateResu
             for stmt in timescale_policy_statements(settings):
                 conn.execute(stmt.encode())
         apply_roles(conn, settings)
+        result.departments = store_departments(conn, settings)
         result.maintenance = maintain(conn, mode, settings)
     except psycopg.Error as exc:
         raise MigrationError(f"applying policies and roles failed: {exc}") from exc
+    except ConfigError as exc:
+        raise MigrationError(f"the departments file: {exc}") from exc
     return result
 
 

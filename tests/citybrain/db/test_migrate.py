@@ -77,3 +77,15 @@ def test_retention_drops_old_partitions(scratch: Settings) -> None:
             "SELECT citybrain_drop_partitions_before('readings', now() - interval '90 days')"
         ).fetchone()
         assert dropped == (10,)
+
+
+def test_migrate_writes_the_departments_of_the_departments_file(scratch: Settings) -> None:
+    from citybrain.dispatch.routing import load_routing
+
+    result = migrate(scratch)
+    routing = load_routing()
+    assert result.departments == len(routing.by_code)
+    with psycopg.connect(scratch.conninfo()) as conn:
+        rows = dict(conn.execute("SELECT code, name FROM departments").fetchall())
+    assert rows == {code: d.name for code, d in routing.by_code.items()}
+    assert rows["fire"]  # the dashboards show this name, not the code
