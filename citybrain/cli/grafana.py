@@ -25,6 +25,13 @@ def grafana_push(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
     ] = False,
+    storage_mode: Annotated[
+        str,
+        typer.Option(
+            help="timescale or plain: sets the datasource's timescaledb flag (time_bucket or "
+            "not); auto reads the mode `db migrate` recorded in the database."
+        ),
+    ] = "auto",
 ) -> None:
     """Create or update the citybrain folder, datasource and dashboards in a Grafana
     (one that is not also provisioned from these files)."""
@@ -32,6 +39,9 @@ def grafana_push(
 
     from citybrain.grafana.push import DASHBOARDS_DIR, DATASOURCE_FILE, PushError, push
 
+    if storage_mode not in ("auto", "timescale", "plain"):
+        raise fail(f"--storage-mode: {storage_mode!r} is not auto, timescale or plain")
+    mode = storage_mode if storage_mode != "auto" else _recorded_mode()
     try:
         push(
             url,
@@ -41,6 +51,26 @@ def grafana_push(
             os.environ,
             dry_run=dry_run,
             echo=typer.echo,
+            timescaledb=mode == "timescale",
         )
     except PushError as exc:
         raise fail(str(exc)) from exc
+
+
+def _recorded_mode() -> str:
+    """The storage mode `db migrate` recorded (timescale or plain)."""
+    from citybrain.cli.common import cli_settings
+    from citybrain.db.connect import connect
+    from citybrain.db.migrate import recorded_mode
+
+    try:
+        with connect(cli_settings(), connect_timeout=5) as conn:
+            mode = recorded_mode(conn)
+    except Exception as exc:
+        raise fail(
+            f"cannot read the storage mode from the database ({exc}); run `citybrain db "
+            "migrate` first or pass --storage-mode timescale|plain"
+        ) from exc
+    if mode is None:
+        raise fail("the database is not migrated: run `citybrain db migrate` first")
+    return mode

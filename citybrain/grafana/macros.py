@@ -3,7 +3,8 @@ them (pure), so that every panel's SQL can be run on the real database in tests.
 
 Supported (what the dashboards use): `$__time(col)`, `$__timeFilter(col)`,
 `$__timeFrom()`, `$__timeTo()`, `$__timeGroup(col, interval)`,
-`$__timeGroupAlias(col, interval)`, `$__unixEpochFilter(col)`, `$__interval`, and template
+`$__timeGroupAlias(col, interval)` (as `time_bucket` when the datasource has the
+`timescaledb` flag, as Grafana does), `$__unixEpochFilter(col)`, `$__interval`, and template
 variables as `$name`, `${name}` or `[[name]]` (multi-value variables become a quoted,
 comma-separated list, as Grafana's SQL data sources do). An unknown macro is an error, not
 left in place: the test would otherwise pass SQL Grafana cannot run.
@@ -46,6 +47,9 @@ class Context:
     end: datetime
     interval: str = "1m"
     variables: Mapping[str, Sequence[str]] | None = None
+    #: the datasource's `timescaledb` flag: $__timeGroup becomes time_bucket (TimescaleDB
+    #: mode), else an epoch expression (plain PostgreSQL has no time_bucket)
+    timescaledb: bool = False
 
 
 def expand(sql: str, ctx: Context) -> str:
@@ -72,7 +76,10 @@ def expand(sql: str, ctx: Context) -> str:
             if len(args) < 2:
                 raise MacroError(f"$__{name} needs a column and an interval")
             step = int(interval_seconds(args[1]))
-            grouped = f"floor(extract(epoch from {args[0]})/{step})*{step}"
+            if ctx.timescaledb:
+                grouped = f"time_bucket('{step}s', {args[0]})"
+            else:
+                grouped = f"floor(extract(epoch from {args[0]})/{step})*{step}"
             return grouped + (' AS "time"' if name == "timeGroupAlias" else "")
         raise MacroError(f"unknown macro $__{name}")
 

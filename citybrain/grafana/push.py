@@ -316,13 +316,21 @@ def push(
     environ: Mapping[str, str],
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    timescaledb: bool | None = None,
 ) -> list[Change]:
     """Create or update the folder, datasources and dashboards in the Grafana at `url`.
 
     With `dry_run` only GET requests are made. Each change is echoed as one line; the
     returned list holds one Change per object. Raises PushError (no traceback needed).
+    `timescaledb`: the database's storage mode, which sets the PostgreSQL datasources'
+    `timescaledb` flag (Grafana then groups time with time_bucket, which plain PostgreSQL
+    lacks); None keeps the file's value.
     """
     wanted = load_wanted(dashboards_dir, datasource_file, environ)
+    if timescaledb is not None:
+        for ds in wanted.datasources:
+            if "postgres" in str(ds.get("type")):
+                ds["jsonData"] = {**ds.get("jsonData", {}), "timescaledb": timescaledb}
     grafana = _Grafana(url, token)
     health = grafana.call("GET /api/health", grafana.api.client.GET, "/health")
     if not isinstance(health, dict) or "database" not in health:

@@ -10,6 +10,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,10 +174,17 @@ def simulated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         worker.stop()
 
 
-def run_panel(conn: psycopg.Connection[Any], dashboard: dict[str, Any], sql: str) -> list[Any]:
+def run_panel(
+    conn: psycopg.Connection[Any],
+    dashboard: dict[str, Any],
+    sql: str,
+    *,
+    timescaledb: bool = False,
+) -> list[Any]:
+    """The panel's rows, its SQL expanded as Grafana would for the datasource's mode."""
     end = datetime.now(UTC) + timedelta(minutes=1)
-    ctx = Context(start=end - timedelta(hours=6), end=end, interval="1m")
-    ctx = Context(ctx.start, ctx.end, ctx.interval, variables(conn, dashboard, ctx))
+    ctx = Context(start=end - timedelta(hours=6), end=end, interval="1m", timescaledb=timescaledb)
+    ctx = replace(ctx, variables=variables(conn, dashboard, ctx))
     return conn.execute(expand(sql, ctx)).fetchall()
 
 

@@ -4,6 +4,7 @@ compression, policies, continuous aggregates and their refresh, roles, the write
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -16,8 +17,9 @@ from citybrain.db.migrate import migrate
 from citybrain.db.policies import time_tables
 from citybrain.db.status import read_status
 from citybrain.schemas.tables import EVENTS, READINGS
-from citybrain.settings import Settings
+from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.streams.sinks.timescale import BatchWriter
+from tests.grafana.test_panel_sql import panel_queries, run_panel
 
 pytestmark = [pytest.mark.integration, pytest.mark.timescale]
 TIME_TABLES = {"events", "readings", "incident_history", "dispatch_history", "delivery_attempts"}
@@ -184,3 +186,16 @@ def test_status_reports_timescale_mode_and_chunks(timescale: Settings) -> None:
     assert st.timescale_version is not None and st.timescale_version.startswith("2.")
     chunks = {t.name: t.chunks for t in st.tables}
     assert set(chunks) >= TIME_TABLES
+
+
+@pytest.mark.parametrize(("dashboard", "panel", "sql"), panel_queries())
+def test_every_panel_runs_on_timescaledb_as_a_timescaledb_datasource_expands_it(
+    timescale: Settings, dashboard: str, panel: str, sql: str
+) -> None:
+    """TimescaleDB mode's Grafana datasource has the timescaledb flag: $__timeGroup becomes
+    time_bucket, which must run on TimescaleDB (plain mode's expansion is run on plain
+    PostgreSQL by tests/grafana/test_panel_sql.py)."""
+    doc = json.loads((PROJECT_ROOT / "grafana" / "dashboards" / f"{dashboard}.json").read_text())
+    with connect(timescale) as conn:
+        conn.autocommit = True
+        run_panel(conn, doc, sql, timescaledb=True)  # raises if TimescaleDB refuses it

@@ -48,3 +48,16 @@ def test_expansion(sql: str, expected: str) -> None:
 def test_what_cannot_be_expanded_is_an_error(sql: str) -> None:
     with pytest.raises(MacroError):
         expand(sql, CTX)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT $__timeGroupAlias(ts, $__interval)", "SELECT time_bucket('300s', ts) AS \"time\""),
+        ("SELECT $__timeGroup(ts, '1h')", "SELECT time_bucket('3600s', ts)"),
+    ],
+)
+def test_a_timescaledb_datasource_groups_with_time_bucket(sql: str, expected: str) -> None:
+    from dataclasses import replace
+
+    assert expand(sql, replace(CTX, timescaledb=True)) == expected

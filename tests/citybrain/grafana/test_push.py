@@ -706,3 +706,21 @@ def test_plan_reports_a_missing_secure_password_as_an_update() -> None:
     changes = plan(CurrentState(folder=None, datasources={"citybrain-db": current_ds}), wanted)
     assert changes[1].action == "update"
     assert "secureJsonData.password (not set in Grafana)" in changes[1].summary
+
+
+@pytest.mark.parametrize("timescaledb", [True, False])
+def test_the_storage_mode_sets_the_datasource_s_timescaledb_flag(
+    grafana: tuple[FakeGrafana, str], dashboards_dir: Path, timescaledb: bool
+) -> None:
+    fake, url = grafana
+    push(
+        url,
+        TOKEN,
+        dashboards_dir,
+        DATASOURCE_FILE,
+        ENV,
+        echo=Output(),
+        timescaledb=timescaledb,
+    )
+    (ds,) = fake.datasources.values()
+    assert ds["jsonData"]["timescaledb"] is timescaledb
