@@ -71,9 +71,16 @@ def install(ctx: StageContext) -> None:
         within=settings.batch_wait,
     )
 
-    async def say_which_webhooks_are_off() -> None:
+    async def say_what_is_missing() -> None:
         for hook in ctx.channels.disabled:
             log.warning("webhook disabled: no signing secret in the environment", webhook=hook)
+        missing = ctx.dispatch.hours.calendar.missing_years(datetime.now(UTC).date())
+        if missing:
+            log.warning(
+                "no public-holiday calendar for these years: their holidays count as working "
+                "days (add holidays/cn-<year>.yaml to the SLA policy)",
+                years=missing,
+            )
 
     async def deliveries() -> None:
         await outbox.run()
@@ -81,6 +88,6 @@ def install(ctx: StageContext) -> None:
     async def escalate() -> None:
         await outbox.escalate()
 
-    app.task(say_which_webhooks_are_off, on_leader=False)
+    app.task(say_what_is_missing, on_leader=False)
     app.task(deliveries)
     app.timer(interval=settings.escalation_interval)(escalate)

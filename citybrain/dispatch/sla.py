@@ -90,6 +90,16 @@ class HolidayCalendar:
     def load(cls, path: Path) -> HolidayCalendar:
         return cls.from_days(load_holiday_days(path))
 
+    @property
+    def years(self) -> frozenset[int]:
+        """The years the calendar has holidays for."""
+        return frozenset(d.year for d in self.holidays)
+
+    def missing_years(self, today: date) -> list[int]:
+        """This year and the next, when the calendar has no holidays for them (their
+        deadlines would count public holidays as working days)."""
+        return [y for y in (today.year, today.year + 1) if y not in self.years]
+
 
 class WorkingHours:
     """Working time: the periods of the working days, minus holidays, plus adjusted days."""
