@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from citybrain.api import store
+from citybrain.api import ops, store
 from citybrain.api.ratelimit import TokenBuckets
 from citybrain.api.tokens import Principal, parse
 from citybrain.dispatch.plan import TRANSITIONS
@@ -144,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=__doc__,
         lifespan=lifespan,
+        docs_url=None,  # served by citybrain.api.ops from local files, not a CDN
+        redoc_url=None,
     )
     app.state.settings = s
     routing = load_routing(s.departments_file or DEPARTMENTS_FILE, s.routes_file or ROUTES_FILE)
@@ -160,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    ops.install(app)  # /metrics, /readyz, /docs
 
     return app
 

@@ -6,6 +6,7 @@ the specification's error format. Nothing from an invalid request reaches Kafka.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET  # building only
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -49,8 +50,16 @@ def _render(
     return Response(orjson.dumps(items), status, media_type="application/json")
 
 
-def _errors(fmt: str, errors: list[Open311Error]) -> Response:
-    return _render(fmt, "errors", "error", errors_document(errors), http_status(errors))
+def _errors(fmt: str, errors: list[Open311Error], retry_after: float = 0) -> Response:
+    response = _render(fmt, "errors", "error", errors_document(errors), http_status(errors))
+    if retry_after > 0:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+def _client(request: Request) -> str:
+    """The caller's address (the rate limit's key for a request without a key)."""
+    return request.client.host if request.client else "unknown"
 
 
 def open311_validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -92,6 +101,9 @@ async def post_request(
     """Create a service request (form-encoded, as the specification says)."""
     parsed = parse(api_key)
     who = None
+    wait = request.app.state.buckets.take(f"open311:{parsed[0] if parsed else _client(request)}")
+    if wait > 0:  # per client key (or address, for a request without one)
+        return _errors(fmt, [Open311Error(429, "too many requests")], retry_after=wait)
     if parsed is not None:
         async with request.app.state.pool.connection() as conn:
             who = await store.authenticate(conn, *parsed)

@@ -230,3 +230,9 @@ def test_open311_services_and_errors(client: TestClient, world: World, stack: Se
     unknown = client.get("/open311/v2/requests/cb-0000000000000000.json")
     assert unknown.status_code == 404 and unknown.json()[0]["code"] == 404
     assert not [m for m in collect(stack, ["raw.open311"], 2) if marker.encode() in m.value]
+
+
+def test_ready_when_the_database_and_the_broker_answer(client: TestClient) -> None:
+    answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["checks"] == {"database": "ok", "kafka": "ok"}
