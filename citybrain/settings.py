@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     )
     retention_events_days: int = Field(400, description="Keep events this long (0 = forever).")
     retention_readings_days: int = Field(90, description="Keep sensor readings this long.")
+    retention_personal_days: int = Field(
+        180,
+        description="Keep callers' contacts (personal_contacts) this long; PIPL: no longer "
+        "than the case needs (0 = forever).",
+    )
     retention_history_days: int = Field(
         800, description="Keep incident and dispatch history this long."
     )

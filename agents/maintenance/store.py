@@ -5,6 +5,7 @@ from __future__ import annotations
 from citybrain.db.connect import connect
 from citybrain.db.maintain import maintain
 from citybrain.db.migrate import recorded_mode
+from citybrain.db.privacy import expire_contacts
 from citybrain.settings import Settings
 
 LOCK_ID = 0x4D41494E  # "MAIN"
@@ -14,8 +15,10 @@ def run_maintenance(settings: Settings) -> str:
     """One maintenance pass; returns what happened (for the log)."""
     with connect(settings, autocommit=True, connect_timeout=5) as conn:
         mode = recorded_mode(conn)
-        if mode != "plain":
-            return f"skipped ({mode or 'not migrated'} mode)"
+        if mode is None:
+            return "skipped (not migrated)"
+        if mode != "plain":  # TimescaleDB runs its own jobs; the personal data's retention
+            return f"{mode} mode: {expire_contacts(conn, settings)} expired contacts erased"
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_ID,)).fetchone()
         if not got or not got[0]:
             return "skipped (another worker holds the lock)"
@@ -25,5 +28,6 @@ def run_maintenance(settings: Settings) -> str:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
     return (
         f"partitions +{report.partitions_created} -{report.partitions_dropped}, "
-        f"refreshed {len(report.refreshed)} aggregates ({report.ranges_recomputed} bucket ranges)"
+        f"refreshed {len(report.refreshed)} aggregates ({report.ranges_recomputed} bucket "
+        f"ranges), {report.contacts_expired} expired contacts erased"
     )

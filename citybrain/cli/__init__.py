@@ -18,6 +18,7 @@ from citybrain.cli import (
     geo,
     grafana,
     plugins,
+    privacy,
     routes,
     run,
     settings,
@@ -47,6 +48,7 @@ def build_app(argv: Sequence[str] | None = None) -> typer.Typer:
     app.add_typer(grafana.app, name="grafana")
     app.add_typer(departments.app, name="departments")
     app.add_typer(db.app, name="db")
+    app.add_typer(privacy.app, name="privacy")
     if argv is not None:
         plugins.plug_in(app, argv)
     return app

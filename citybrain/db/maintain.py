@@ -15,6 +15,7 @@ from psycopg import sql
 
 from citybrain.db.modes import Mode
 from citybrain.db.policies import AGGREGATES, time_tables
+from citybrain.db.privacy import expire_contacts
 from citybrain.settings import Settings
 
 
@@ -26,6 +27,7 @@ class MaintenanceReport:
     partitions_dropped: int = 0
     refreshed: list[str] = field(default_factory=list)
     ranges_recomputed: int = 0
+    contacts_expired: int = 0  # personal_contacts rows past their retention
 
 
 def maintain(
@@ -33,6 +35,7 @@ def maintain(
 ) -> MaintenanceReport:
     """Run the plain-mode housekeeping (no-op parts in TimescaleDB mode). Autocommit conn."""
     report = MaintenanceReport()
+    report.contacts_expired = expire_contacts(conn, settings)  # both modes
     if mode == "timescale":
         return report
     for t in time_tables(settings):
