@@ -18,16 +18,21 @@ def print_report(
     met: bool = True,
     notes: list[str] | None = None,
 ) -> None:
-    """Print a figures report: a table and the target verdict, or JSON only."""
+    """Print a figures report: a table and the target verdict, or JSON only (with the
+    verdict in it); a missed target ends the command with exit code 1."""
     import orjson
 
     from citybrain_tools.bench.report import format_table
 
     if json_out:
+        if target is not None:
+            data = {**data, "target": target, "target_met": met}
         typer.echo(orjson.dumps(data).decode())
-        return
-    typer.echo(format_table(list(data.items())))
-    for note in notes or []:
-        typer.echo(f"  {note}")
-    if target is not None:
-        typer.echo(f"target: {target} -> {'met' if met else 'MISSED'}")
+    else:
+        typer.echo(format_table(list(data.items())))
+        for note in notes or []:
+            typer.echo(f"  {note}")
+        if target is not None:
+            typer.echo(f"target: {target} -> {'met' if met else 'MISSED'}")
+    if target is not None and not met:
+        raise typer.Exit(1)
