@@ -22,4 +22,4 @@ def test_the_corpus_is_the_feed_tests_file_read_to_bytes() -> None:
 def test_every_corpus_record_goes_to_its_feed_s_raw_topic() -> None:
     topics = {f.name: f.topic for f in load_feeds(BUILTIN_DIR)}
     for feed, _, _ in poison.raw_corpus():
-        assert poison.RAW_TOPICS[feed] == topics[feed]
+        assert poison.raw_topics()[feed] == topics[feed]

@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND
 from citybrain.settings import PROJECT_ROOT
 
-RAW_TOPICS = {
-    "smoke-alarm": "raw.iot.smoke-alarm",
-    "gas-leak": "raw.iot.gas-leak",
-    "air-quality": "raw.iot.air-quality",
-    "water-level": "raw.iot.water-level",
-}
+
+def raw_topics() -> dict[str, str]:
+    """Each built-in feed's raw topic (from its definition)."""
+    return {f.name: f.topic for f in load_feeds(BUILTIN_DIR)}
+
 
 #: The normalize stage's bad-input corpus, which its unit tests check record by record
 #: (tests/citybrain/feeds/test_normalize.py): a JSON line per record with its feed, the

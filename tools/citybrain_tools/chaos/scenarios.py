@@ -535,7 +535,7 @@ def poison(
     result = Poison()
     run = traffic.new_run_id()
     dlqs = sorted(
-        {f"{t}.dlq" for t in hostile.RAW_TOPICS.values()}
+        {f"{hostile.raw_topics()[feed]}.dlq" for feed, _, _ in hostile.raw_corpus()}
         | {"events.v1.dlq", "correlate.v1.dlq", "incidents.v1.dlq", "dispatch.status.v1.dlq"}
     )
     workers = faults.Workers(settings, _log_dir(settings))
@@ -555,8 +555,9 @@ def poison(
             bootstrap_servers=settings.kafka_bootstrap_list, acks="all", max_request_size=4_000_000
         )
         corpus_at: dict[tuple[str, int, int], str] = {}
+        raw_topic = hostile.raw_topics()
         for feed, raw, reason in hostile.raw_corpus():
-            meta = p.send(hostile.RAW_TOPICS[feed], key=f"bad-{run}".encode(), value=raw).get(30)
+            meta = p.send(raw_topic[feed], key=f"bad-{run}".encode(), value=raw).get(30)
             corpus_at[(meta.topic, meta.partition, meta.offset)] = reason
         for pill in pills:
             p.send(pill.topic, key=b"city", value=pill.value, headers=list(pill.headers)).get(30)
