@@ -17,7 +17,13 @@ def test_worker_kill9_loses_and_doubles_nothing(stack: Settings) -> None:
         stack, events=2000, rate=200.0, every=(5.0, 7.0), per_site=50, max_kills=2, timeout=240
     )
     assert r.kills >= 1 and r.settled, r
-    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches, r.split_incidents) == (0, 0, 0, 0)
+    assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches, r.split_incidents) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert r.duplicate_tasks == 0 and r.task_messages > 0, r
     assert r.recovery_p50_s is not None
 
 
@@ -26,7 +32,7 @@ def test_poison_pills_and_bad_input_become_dead_letters(stack: Settings) -> None
     assert r.worker_alive, r
     assert r.without_dead_letter == 0 and r.wrong_reason == 0, r.missing
     assert r.good_behind_stored == r.good_behind, r
-    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
 
 
 def test_postgres_stopped_loses_and_doubles_nothing(stack: Settings) -> None:
@@ -34,7 +40,7 @@ def test_postgres_stopped_loses_and_doubles_nothing(stack: Settings) -> None:
         stack, events=1500, rate=100.0, stop_after=4.0, down_for=6.0, per_site=50, timeout=240
     )
     assert r.settled and r.catch_up_s is not None, r
-    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
     assert r.peak_lag > 0
 
 
@@ -42,7 +48,7 @@ def test_webhook_receiver_down_then_every_task_delivered_once(stack: Settings) -
     r = scenarios.webhook_outage(stack, events=40, per_site=10, down_for=8.0, timeout=180)
     assert r.webhook_messages > 0, r
     assert (r.undelivered, r.duplicate_deliveries, r.bad_signatures, r.dead) == (0, 0, 0, 0), r
-    assert (r.lost, r.duplicate_rows) == (0, 0), r
+    assert (r.lost, r.constraint_duplicate_rows) == (0, 0), r
 
 
 @pytest.mark.timeout(900)
@@ -64,7 +70,7 @@ def test_twenty_rebalances_with_traffic_on_every_topic_never_stall_and_lose_noth
     )
     assert r.joins == r.leaves == cycles and r.settled, r
     assert (r.stall_exits, r.other_exits) == (0, 0), r
-    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
     assert r.side_sent > 0 and r.side_lost == 0, r.side
     assert min(r.side["pings_sent"], r.side["calls_sent"], r.side["acks_sent"]) > 0, r.side
     assert r.unconsumed_partitions == 0, r.unconsumed
@@ -86,7 +92,7 @@ def test_a_worker_stuck_in_a_rebalance_exits_naming_the_record_and_loses_nothing
     assert named and int(named[0][1]) <= int(offset), r
     assert r.waited_s is not None and 6.0 < r.waited_s < 30.0, r
     assert r.counted_after_restart, r
-    assert r.settled and (r.lost, r.duplicate_rows) == (0, 0), r
+    assert r.settled and (r.lost, r.constraint_duplicate_rows) == (0, 0), r
 
 
 def test_broker_hard_killed_loses_nothing(stack: Settings) -> None:
@@ -94,7 +100,7 @@ def test_broker_hard_killed_loses_nothing(stack: Settings) -> None:
         stack, events=1500, rate=100.0, kill_after=4.0, down_for=5.0, per_site=50, timeout=240
     )
     assert r.settled, r
-    assert (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
 
 
 def test_slow_event_under_concurrency_then_kill9_is_processed_after_restart(
@@ -112,4 +118,8 @@ def test_slow_event_under_concurrency_then_kill9_is_processed_after_restart(
     )
     assert r.killed_during_sleep, r
     assert not r.committed_past_slow and r.slow_event_processed, r
-    assert r.settled and (r.lost, r.duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
+    assert r.settled and (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (
+        0,
+        0,
+        0,
+    ), r

@@ -22,6 +22,7 @@ from citybrain.settings import Settings
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools import kafka
 from citybrain_tools.chaos import faults, traffic
+from citybrain_tools.chaos.delivered import delivered
 from citybrain_tools.chaos.side import SideTraffic
 
 Progress = Callable[[str], None]
@@ -96,8 +97,12 @@ class Common:
 
     events: int = 0
     lost: int = 0
-    duplicate_rows: int = 0
-    duplicate_dispatches: int = 0
+    constraint_duplicate_rows: int = 0  # 0 by the events table's primary key
+    duplicate_dispatches: int = 0  # tasks beyond one per site and department (database)
+    # what the departments received (their Kafka topics), where duplicates can happen
+    task_messages: int = 0
+    duplicate_tasks: int = 0  # task.created twice for one incident and department
+    redelivered_messages: int = 0  # the same message id again (at least once: kills)
     split_incidents: int = 0
     incidents: int = 0
     dispatches: int = 0
@@ -107,7 +112,7 @@ class Common:
     def fill(self, got: traffic.Landed, expected: int) -> None:
         self.events = expected
         self.lost = got.lost(expected)
-        self.duplicate_rows = got.duplicate_rows
+        self.constraint_duplicate_rows = got.constraint_duplicate_rows
         self.duplicate_dispatches = got.duplicate_dispatches
         self.split_incidents = got.split_sites
         self.incidents = got.incidents
@@ -117,8 +122,9 @@ class Common:
     #: properties); each scenario adds its own.
     MUST_BE_ZERO: ClassVar[tuple[str, ...]] = (
         "lost",
-        "duplicate_rows",
+        "constraint_duplicate_rows",
         "duplicate_dispatches",
+        "duplicate_tasks",
         "split_incidents",
     )
     MUST_HOLD: ClassVar[tuple[str, ...]] = ("settled",)
@@ -200,7 +206,12 @@ def _finish(
     result.settled = traffic.wait_until(
         traffic.settled(settings, run, expected, per_site), timeout, 1.0
     )
-    result.fill(traffic.landed(settings, run, per_site), expected)
+    got = traffic.landed(settings, run, per_site)
+    result.fill(got, expected)
+    sent = delivered(settings, got.incident_ids)
+    result.task_messages = sent.messages
+    result.duplicate_tasks = sent.duplicate_tasks
+    result.redelivered_messages = sent.redelivered
     result.seconds = round(time.monotonic() - started, 1)
 
 

@@ -146,12 +146,15 @@ class Landed:
     dispatches: int
     duplicate_dispatches: int  # tasks beyond one per (site, department)
     incidents_without_task: int
+    incident_ids: tuple[str, ...] = ()
 
     def lost(self, expected: int) -> int:
         return expected - self.devices
 
     @property
-    def duplicate_rows(self) -> int:
+    def constraint_duplicate_rows(self) -> int:
+        """events rows beyond one per event id: 0 by the table's primary key (a check of
+        the schema, not of the pipeline; `delivered` counts where duplicates can happen)."""
         return self.rows - self.distinct
 
 
@@ -216,6 +219,7 @@ def landed(settings: Settings, run: str, per_site: int = 100) -> Landed:
         dispatches=len(tasks),
         duplicate_dispatches=sum(n - 1 for n in per_site_dept.values()),
         incidents_without_task=len(set(incidents) - with_task),
+        incident_ids=tuple(incidents),
     )
 
 
