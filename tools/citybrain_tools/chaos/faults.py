@@ -16,6 +16,7 @@ from pathlib import Path
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
+from citybrain.stack.process import port_open
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools.bench.proc import free_port
 from citybrain_tools.kafka import start_group_at_end
@@ -52,11 +53,14 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        """kill -9: no clean shutdown, no commit on the way out."""
+        """kill -9: no clean shutdown, no commit on the way out; proven (the pid is gone)."""
         self.wanted = False
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is None or self.proc.poll() is not None:
+            raise FaultNotInjected("the worker to kill is not running")
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        if _alive(self.proc.pid):
+            raise FaultNotInjected(f"worker pid {self.proc.pid} still runs after SIGKILL")
 
     def stop(self) -> None:
         self.wanted = False
@@ -131,22 +135,80 @@ class Workers:
             worker.stop()
 
 
-def kill_broker(settings: Settings) -> None:
-    """SIGKILL the stack's broker (by its pid file)."""
-    KafkaService(settings).kill()
+class FaultNotInjected(RuntimeError):
+    """The fault a scenario asked for did not happen (nothing to kill, or the service still
+    answers): the scenario fails instead of reporting figures of a run without a fault."""
 
 
-def start_broker(settings: Settings) -> None:
-    KafkaService(settings).up()
+def _refuses(host: str, port: int, within: float = 10.0) -> bool:
+    """Whether host:port refuses connections within `within` seconds."""
+    deadline = time.monotonic() + within
+    while port_open(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def kill_broker(settings: Settings) -> int:
+    """SIGKILL the stack's broker (by its pid file) and prove it: its pid is gone and its
+    port refuses connections. Returns the killed pid. A broker this stack did not start
+    (no pid file: `stack up` adopted one already running) cannot be killed: that raises."""
+    service = KafkaService(settings)
+    pid = service.pid()
+    if pid is None:
+        raise FaultNotInjected(
+            f"no broker pid file under {service.root}: the broker at {service.address} was "
+            "not started by this stack, so it cannot be killed"
+        )
+    service.kill()
+    if _alive(pid):
+        raise FaultNotInjected(f"the broker (pid {pid}) is still running after SIGKILL")
+    if not _refuses(service.host, service.port):
+        raise FaultNotInjected(f"{service.address} still accepts connections after the kill")
+    return pid
+
+
+def start_broker(settings: Settings, killed: int | None = None) -> int:
+    """Start the broker again; its new pid (which must differ from the killed one)."""
+    service = KafkaService(settings)
+    service.up()
+    pid = service.pid()
+    if pid is None or pid == killed:
+        raise FaultNotInjected(f"the broker did not start as a new process (pid {pid})")
+    return pid
 
 
 def stop_postgres(settings: Settings) -> None:
-    """Stop the stack's PostgreSQL at once (immediate mode: like a crash)."""
-    PostgresService(settings).kill()
+    """Stop the stack's PostgreSQL at once (immediate mode: like a crash), and prove it:
+    it refuses connections."""
+    service = PostgresService(settings)
+    if not service.running():
+        raise FaultNotInjected("PostgreSQL is not running under this stack: nothing to stop")
+    service.kill()
+    if not _refuses(settings.db_host, settings.db_port):
+        raise FaultNotInjected(
+            f"{settings.db_host}:{settings.db_port} still accepts connections after the stop"
+        )
 
 
 def start_postgres(settings: Settings) -> None:
     PostgresService(settings).up()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs (a zombie child counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 def broker_pid(settings: Settings) -> int | None:

@@ -146,7 +146,17 @@ class WorkerKills(Common):
 
 @dataclass
 class BrokerKill(Common):
+    # the fault, proven (faults.kill_broker raises otherwise): the killed pid was gone and
+    # the port refused connections; the broker came back as another process
+    broker_killed_pid: int = 0
+    broker_new_pid: int = 0
     broker_down_s: float = 0.0
+    MUST_HOLD = (*Common.MUST_HOLD, "broker_replaced")
+
+    @property
+    def broker_replaced(self) -> bool:
+        return 0 < self.broker_killed_pid != self.broker_new_pid > 0
+
     copies_on_events_topic: int = 0
     duplicates_absorbed: int = 0
     stall_s: float = 0.0
@@ -155,7 +165,9 @@ class BrokerKill(Common):
 
 @dataclass
 class DatabaseStop(Common):
+    database_refused: bool = False  # proven: the database refused connections once stopped
     database_down_s: float = 0.0
+    MUST_HOLD = (*Common.MUST_HOLD, "database_refused")
     peak_lag: int = 0
     catch_up_s: float | None = None
 
@@ -273,7 +285,11 @@ def worker_kills(
             time.sleep(rng.uniform(*every))
             if f.paced.done.is_set() and sampler.last >= events:
                 break
-            worker.kill()
+            if not worker.alive():  # it exited by itself: not a kill of ours
+                progress("the worker had exited; starting another")
+                worker = f.workers.start()
+                continue
+            worker.kill()  # raises unless the pid is gone
             killed = time.monotonic()
             result.kills += 1
             worker = f.workers.start()
@@ -322,9 +338,9 @@ def broker_kill(
         time.sleep(kill_after)
         progress(f"broker kill -9 (stored {sampler.last}/{events})")
         killed_at = time.monotonic() - sampler.t0
-        faults.kill_broker(settings)
+        result.broker_killed_pid = faults.kill_broker(settings)
         time.sleep(down_for)
-        faults.start_broker(settings)
+        result.broker_new_pid = faults.start_broker(settings, result.broker_killed_pid)
         result.broker_down_s = round(time.monotonic() - sampler.t0 - killed_at, 1)
         progress(f"broker back after {result.broker_down_s} s")
         deadline = time.monotonic() + timeout
@@ -373,6 +389,7 @@ def database_stop(
         progress(f"PostgreSQL stop (stored {sampler.last}/{events})")
         t_stop = time.monotonic()
         faults.stop_postgres(settings)
+        result.database_refused = True  # stop_postgres raises when it still answers
         time.sleep(down_for)
         faults.start_postgres(settings)
         back = time.monotonic()
