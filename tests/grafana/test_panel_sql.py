@@ -180,22 +180,102 @@ def run_panel(
     sql: str,
     *,
     timescaledb: bool = False,
+    cursor: psycopg.Cursor[Any] | None = None,
 ) -> list[Any]:
-    """The panel's rows, its SQL expanded as Grafana would for the datasource's mode."""
+    """The panel's rows, its SQL expanded as Grafana would for the datasource's mode (on
+    `cursor` when given, to read its column names after)."""
     end = datetime.now(UTC) + timedelta(minutes=1)
     ctx = Context(start=end - timedelta(hours=6), end=end, interval="1m", timescaledb=timescaledb)
     ctx = replace(ctx, variables=variables(conn, dashboard, ctx))
-    return conn.execute(expand(sql, ctx)).fetchall()
+    return (cursor or conn.cursor()).execute(expand(sql, ctx)).fetchall()
 
 
-@pytest.mark.parametrize(("dashboard", "panel", "sql"), panel_queries())
-def test_every_panel_returns_rows(
-    simulated: Settings, dashboard: str, panel: str, sql: str
+#: What each panel must show after the simulated run: the column that witnesses it, and
+#: "positive" (a value > 0 in that column), "value" (a non-null value) or "any" (the run
+#: does not guarantee one: the column must still be there; the reason is given). A count
+#: that is 0, a NULL percentile or a missing column fails: returning a row proves nothing
+#: for an aggregate, which always returns one.
+WITNESS: dict[str, tuple[str, str] | list[tuple[str, str]]] = {
+    # two panels share this title: the stat, then the map's table (in dashboard order)
+    "city-overview/Open incidents/A": [("open incidents", "positive"), ("incident_id", "value")],
+    "city-overview/Priority 1 open/A": ("priority 1", "any"),  # depends on the draw
+    "city-overview/Needs location/A": ("needs location", "any"),  # ditto
+    "city-overview/Opened in range/A": ("opened", "positive"),
+    "city-overview/Hotline calls in range/A": ("calls", "positive"),
+    "city-overview/Out of area (open)/A": ("out of area", "any"),  # none is the norm
+    "city-overview/Open incidents by category/A": ("open", "positive"),
+    "city-overview/Open incidents by district/A": ("open", "positive"),
+    "city-overview/Hotline calls (12345)/A": ("calls", "positive"),
+    "city-overview/Newest incidents/A": ("incident_id", "value"),
+    "dispatch-sla/Open tasks/A": ("open tasks", "positive"),
+    "dispatch-sla/Overdue tasks/A": ("overdue", "any"),  # deadlines are hours away
+    "dispatch-sla/Time to acknowledge/A": ("p50", "value"),  # the run acknowledges tasks
+    "dispatch-sla/Time to resolve/A": ("p50", "value"),  # and resolves some
+    "dispatch-sla/SLA compliance/A": ("acknowledged on time", "value"),
+    "dispatch-sla/Open and overdue tasks per department/A": ("open", "positive"),
+    "dispatch-sla/SLA compliance over time/A": ("acknowledged on time", "value"),
+    "dispatch-sla/Department scorecard/A": ("open", "positive"),
+    "dispatch-sla/Deliveries by status/A": ("messages", "positive"),
+    "dispatch-sla/Failing deliveries/A": ("destination", "any"),  # none fail in the run
+    "pipeline-health/Records in range/A": ("ok", "positive"),
+    "pipeline-health/Dead letters in range/A": ("dead letters", "positive"),  # 2% malformed
+    "pipeline-health/needs_location backlog/A": ("backlog", "any"),
+    "pipeline-health/Oldest unlocated incident/A": ("age", "any"),
+    "pipeline-health/Deliveries failing/A": ("failing", "any"),
+    "pipeline-health/Deliveries dead/A": ("dead", "any"),
+    "pipeline-health/Records/s per stage/A": ("records/s", "positive"),
+    "pipeline-health/Events ingested/s/A": ("events/s", "positive"),
+    "pipeline-health/Dead letters by stage and reason/A": ("dead letters", "positive"),
+    "pipeline-health/Dead letters by reason/A": ("dead letters", "positive"),
+    "pipeline-health/Delivery attempts by outcome/A": ("sent", "positive"),
+    "pipeline-health/Failing and dead deliveries by destination/A": ("destination", "any"),
+    "sensors/Readings in range/A": ("readings", "positive"),
+    "sensors/Reporting devices/A": ("devices", "positive"),
+    "sensors/IoT alarms in range/A": ("alarms", "positive"),
+    "sensors/Silent devices (> 30 min)/A": ("silent", "positive"),  # registered, never sent
+    "sensors/Samples per metric/A": ("samples", "positive"),
+    "sensors/Water level (level_m)/A": ("value", "value"),
+    "sensors/Noise (laeq_db)/A": ("value", "value"),
+    "sensors/Manhole covers (tilt_deg)/A": ("value", "value"),
+    "sensors/IoT alarms by category/A": ("alarms", "positive"),
+    "sensors/Latest IoT alarms/A": ("category", "value"),
+    "sensors/Silent devices/A": ("device_id", "value"),
+}
+
+
+def test_every_panel_has_a_witness() -> None:
+    assert {f"{d}/{p}" for d, p, _ in panel_queries()} == set(WITNESS)
+
+
+def witnessed() -> list[tuple[str, str, str, tuple[str, str]]]:
+    """Every panel query with its witness (panels sharing a title in dashboard order)."""
+    seen: dict[str, int] = {}
+    out = []
+    for dashboard, panel, sql in panel_queries():
+        key = f"{dashboard}/{panel}"
+        spec = WITNESS[key]
+        nth = seen.get(key, 0)
+        seen[key] = nth + 1
+        out.append((dashboard, panel, sql, spec[nth] if isinstance(spec, list) else spec))
+    return out
+
+
+@pytest.mark.parametrize(("dashboard", "panel", "sql", "witness"), witnessed())
+def test_every_panel_shows_what_the_run_produced(
+    simulated: Settings, dashboard: str, panel: str, sql: str, witness: tuple[str, str]
 ) -> None:
     doc = json.loads((PROJECT_ROOT / "grafana" / "dashboards" / f"{dashboard}.json").read_text())
+    column, kind = witness
     with reader(simulated) as conn:
-        rows = run_panel(conn, doc, sql)
-    assert rows, f"{dashboard}: panel {panel} returned no rows"
+        cur = conn.execute("SELECT 1")  # a cursor to read the column names from
+        rows = run_panel(conn, doc, sql, cursor=cur)
+        names = [c.name for c in cur.description or []]
+    assert column in names, f"{dashboard}: {panel} has columns {names}, not {column!r}"
+    values = [row[names.index(column)] for row in rows]
+    if kind == "positive":
+        assert any(v is not None and float(v) > 0 for v in values), (panel, column, values[:5])
+    elif kind == "value":
+        assert any(v is not None for v in values), (panel, column, values[:5])
 
 
 def test_a_panel_naming_a_missing_column_fails(simulated: Settings) -> None:
