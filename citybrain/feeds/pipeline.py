@@ -50,7 +50,7 @@ def _location(rec: ParsedRecord, p: Placement) -> Location:
         lon=p.lon,
         lat=p.lat,
         source_crs=rec.crs if rec.lon is not None else None,
-        address=rec.address,
+        address=masked_text(rec.address),  # placed from the clear text, stored masked (PIPL)
         device_id=rec.device_id,
         method=p.method,
         district=p.district,

@@ -188,3 +188,15 @@ def test_a_cut_never_leaves_part_of_a_phone_number(feeds: dict[str, Feed]) -> No
     doc["content"] = "x" * (cap - 7) + "13812345678 请回电"  # the cap falls inside the number
     rec = parse(feed, json.dumps(doc, ensure_ascii=False).encode(), NOW)
     assert rec.text == "x" * (cap - 7)
+
+
+def test_a_number_in_the_address_is_masked_in_the_event(
+    feeds: dict[str, Feed], tagger: Geotagger
+) -> None:
+    feed = feeds["hotline-12345"]
+    doc = json.loads((feed.sample_path() or Path()).read_text(encoding="utf-8").splitlines()[0])
+    doc["address"] = "浦东新区世纪大道2001号 联系 139-1234-5678"
+    out = normalize_batch(feed, [RawRecord(json.dumps(doc).encode(), "t", 0, 1)], tagger, {}, NOW)
+    (event,) = out.events
+    assert event.location.address is not None and "1234-5678" not in event.location.address
+    assert event.location.address.endswith("***-****-5678")
