@@ -4,6 +4,7 @@ name (its pid files and data folder), never on anything found by name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -69,7 +70,8 @@ class Worker:
             try:
                 self.proc.wait(40)
             except subprocess.TimeoutExpired:
-                self.kill()
+                with contextlib.suppress(FaultNotInjected):  # it may end by itself meanwhile
+                    self.kill()
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
