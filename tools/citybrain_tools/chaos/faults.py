@@ -17,7 +17,7 @@ from pathlib import Path
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain.stack.kafka import KafkaService
 from citybrain.stack.postgres import PostgresService
-from citybrain.stack.process import port_open
+from citybrain.stack.process import pid_alive, port_open
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools.bench.proc import free_port
 from citybrain_tools.kafka import start_group_at_end
@@ -199,18 +199,8 @@ def start_postgres(settings: Settings) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process with this pid runs (a zombie child counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except OSError:
-        return False
+    """Whether a process with this pid runs (a zombie counts as gone)."""
+    return pid_alive(pid)
 
 
 def broker_pid(settings: Settings) -> int | None:
