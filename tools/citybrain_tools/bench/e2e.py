@@ -542,7 +542,7 @@ def _progress(what: str, readings: int, target: int, lag: int) -> None:
 
 def run_e2e_bench(
     settings: Settings,
-    load_rate: float = 10_000,
+    load_rate: float = 10_500,
     load_seconds: float = 600,
     latency_rate: float = 2_000,
     latency_seconds: float = 90,
