@@ -21,7 +21,7 @@ from psycopg import sql
 from citybrain.api.app import create_app
 from citybrain.api.store import store_token
 from citybrain.api.tokens import new_token
-from citybrain.db.roles import DASHBOARD_RELATIONS
+from citybrain.db.roles import READER_RELATIONS
 from citybrain.settings import Settings
 from tests.agents.normalize.test_agent import collect, produce
 from tests.agents.test_open311 import a_place_in
@@ -135,7 +135,7 @@ def test_no_readable_place_holds_a_callers_number(stack: Settings, worker_factor
     assert kept and kept[0] >= 1  # the test's numbers did reach the platform
     found: dict[str, list[str]] = {}
     with reader(stack) as conn:
-        for relation in sorted(DASHBOARD_RELATIONS):
+        for relation in sorted(READER_RELATIONS):
             columns = [
                 r[0]
                 for r in conn.execute(

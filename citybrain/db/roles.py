@@ -1,8 +1,9 @@
 """Database roles: the platform's writer (owner of the schema) and `grafana_reader`.
 
 `grafana_reader` may SELECT only the relations the dashboards read (`DASHBOARD_RELATIONS`,
-kept equal to the dashboards' SQL by tests/grafana/test_dashboard_schema.py), is read-only
-by default, and can write nothing. Re-applied on every `db migrate`: every other relation
+kept equal to the dashboards' SQL by tests/grafana/test_dashboard_schema.py) and the map
+layers and aggregates made for them (`MAP_AND_AGGREGATES`), is read-only by default, and
+can write nothing. Re-applied on every `db migrate`: every other relation
 is revoked, so a new table (personal data, tokens, free text) is never readable by
 accident.
 """
@@ -30,6 +31,13 @@ DASHBOARD_RELATIONS: frozenset[str] = frozenset(
         "readings",
     }
 )
+#: Read by the reader although no dashboard names them yet: the city's boundaries (map
+#: layers) and the dashboard aggregates (long ranges). No personal data in any of them.
+MAP_AND_AGGREGATES: frozenset[str] = frozenset(
+    {"boundaries", "boundary_sets", "incidents_hourly", "readings_5m", "sla_daily"}
+)
+#: Everything the reader may read.
+READER_RELATIONS: frozenset[str] = DASHBOARD_RELATIONS | MAP_AND_AGGREGATES
 #: Tables holding personal data or secrets (callers' numbers, citizens' requests, API
 #: tokens, departments' free-text requests): never granted, revoked from PUBLIC too.
 PERSONAL_TABLES: frozenset[str] = frozenset(
@@ -48,8 +56,8 @@ def relations(conn: psycopg.Connection) -> list[str]:
 
 
 def readable_relations(conn: psycopg.Connection) -> list[str]:
-    """The dashboards' relations that exist."""
-    return [name for name in relations(conn) if name in DASHBOARD_RELATIONS]
+    """The reader's relations that exist."""
+    return [name for name in relations(conn) if name in READER_RELATIONS]
 
 
 def apply_roles(conn: psycopg.Connection, settings: Settings) -> None:

@@ -163,7 +163,7 @@ def test_no_query_reads_personal_data() -> None:
 def test_the_reader_role_may_read_exactly_what_the_dashboards_read() -> None:
     """grafana_reader's grants (citybrain.db.roles.DASHBOARD_RELATIONS) are the relations
     the dashboards' queries name: none more (personal data stays out), none fewer."""
-    from citybrain.db.roles import DASHBOARD_RELATIONS, PERSONAL_TABLES
+    from citybrain.db.roles import DASHBOARD_RELATIONS, PERSONAL_TABLES, READER_RELATIONS
 
     migrations = " ".join(
         p.read_text() for p in (PROJECT_ROOT / "schemas" / "migrations").glob("*.sql")
@@ -180,4 +180,4 @@ def test_the_reader_role_may_read_exactly_what_the_dashboards_read() -> None:
         text = json.dumps(load(path))
         named |= {m for m in re.findall(r"(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)", text, re.I)}
     assert named & known == DASHBOARD_RELATIONS
-    assert not DASHBOARD_RELATIONS & PERSONAL_TABLES
+    assert not READER_RELATIONS & PERSONAL_TABLES

@@ -288,7 +288,13 @@ def test_a_panel_naming_a_missing_column_fails(simulated: Settings) -> None:
 
 @pytest.mark.parametrize(
     "table",
-    ["personal_contacts", "open311_requests", "api_tokens", "deadline_extensions", "boundaries"],
+    [
+        "personal_contacts",
+        "open311_requests",
+        "api_tokens",
+        "deadline_extensions",
+        "privacy_erasures",
+    ],
 )
 def test_the_reader_cannot_read_what_no_dashboard_reads(simulated: Settings, table: str) -> None:
     with reader(simulated) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.settings import Settings
 from tests.citybrain.feeds.test_normalize import BAD, smoke
 from tests.conftest import wait_for
@@ -141,12 +142,7 @@ def test_bad_input_corpus_every_record_accounted_for(stack: Settings, worker_fac
     worker = worker_factory()
     run = uuid.uuid4().hex[:6]
     by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
-    topics = {
-        "smoke-alarm": "raw.iot.smoke-alarm",
-        "gas-leak": "raw.iot.gas-leak",
-        "air-quality": "raw.iot.air-quality",
-        "water-level": "raw.iot.water-level",
-    }
+    topics = {f.name: f.topic for f in load_feeds(BUILTIN_DIR)}  # each feed's raw topic
     expected_reasons: dict[str, int] = {}
     for feed, raw, reason in BAD:
         by_topic.setdefault(topics[feed], []).append((f"{run}".encode(), raw))
