@@ -109,18 +109,21 @@ def test_no_readable_place_holds_a_callers_number(stack: Settings, worker_factor
             return int(row[0]) if row else 0
 
         assert wait_for(lambda: stored() >= 3, 120), worker.log()[-3000:]
-        with psycopg.connect(stack.conninfo()) as conn:
-            incidents = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT incident_id FROM incident_reports WHERE event_id LIKE %s",
-                    (f"%PIPL{run}%",),
-                ).fetchall()
-            ]
-        assert wait_for(lambda: _tasks(stack, incidents) != [], 120), worker.log()[-3000:]
+
+        def incidents() -> list[str]:
+            with psycopg.connect(stack.conninfo()) as conn:
+                return [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT incident_id FROM incident_reports WHERE event_id LIKE %s",
+                        (f"%PIPL{run}%",),
+                    ).fetchall()
+                ]
+
+        assert wait_for(lambda: _tasks(stack, incidents()) != [], 120), worker.log()[-3000:]
         answers = [client.get(f"/open311/v2/requests/{request_id}.json").text]
         auth = {"Authorization": f"Bearer {tokens['operations']}"}
-        for dispatch_id in _tasks(stack, incidents):
+        for dispatch_id in _tasks(stack, incidents()):
             answer = client.get(f"/api/v1/tasks/{dispatch_id}", headers=auth)
             assert answer.status_code == 200, answer.text
             answers.append(answer.text)

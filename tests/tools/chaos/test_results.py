@@ -16,8 +16,8 @@ from citybrain_tools.chaos.side import SideLanded
 #: a passing result of each scenario, beyond the common figures
 PASSING: dict[type[scenarios.Common], dict[str, Any]] = {
     scenarios.WorkerKills: {},
-    scenarios.BrokerKill: {},
-    scenarios.DatabaseStop: {},
+    scenarios.BrokerKill: {"broker_killed_pid": 41, "broker_new_pid": 42},  # the proof
+    scenarios.DatabaseStop: {"database_refused": True},
     scenarios.Rebalances: {"cycles": 3, "joins": 3, "leaves": 3},
     scenarios.Poison: {"worker_alive": True, "good_behind": 40, "good_behind_stored": 40},
     scenarios.WebhookOutage: {},
