@@ -278,7 +278,10 @@ def value_of(record: Message) -> bytes:
     return record.value
 
 
-def headers_of(record: Message) -> Mapping[str, bytes]:
-    """A record's headers as a mapping (Faust gives a list of pairs or a dict)."""
-    headers = record.headers or {}
-    return dict(headers.items() if isinstance(headers, Mapping) else headers)
+def header(record: Message, name: str) -> bytes | None:
+    """One header of a record, without copying the others (Faust gives a list of pairs or
+    a dict)."""
+    headers = record.headers or ()
+    if isinstance(headers, Mapping):
+        return headers.get(name)
+    return next((value for key, value in headers if key == name), None)

@@ -33,7 +33,7 @@ from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND, Inci
 from citybrain.streams.dlq import declare_dead_letter_topics
 from citybrain.streams.publish import CORRELATE_KEY, was_routed
 from citybrain.streams.retry import retry_transient
-from citybrain.streams.stage import Batch, Stage, headers_of, value_of
+from citybrain.streams.stage import Batch, Stage, header, value_of
 from citybrain.streams.tables import put_many
 from citybrain.streams.topics import TOPICS, declare_on_start, topic
 
@@ -44,7 +44,7 @@ log = get_logger(__name__)
 def decode(record: Message) -> Item:
     """A correlate.v1 message: an incident-status message (named by its header) or a
     canonical event."""
-    if headers_of(record).get(MESSAGE_HEADER) == MESSAGE_KIND:
+    if header(record, MESSAGE_HEADER) == MESSAGE_KIND:
         return IncidentStatusModel.model_validate_json(value_of(record))
     return CanonicalEvent.from_json(value_of(record))
 
