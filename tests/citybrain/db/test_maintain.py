@@ -27,7 +27,10 @@ STORED = (
     "SELECT bucket, device_id, metric, avg_value, min_value, max_value, samples"
     " FROM readings_5m ORDER BY 1, 2, 3"
 )
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+_HOUR_AGO = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+#: the start of a 5-minute bucket, so the first bucket holds a reading of each of the 3 devices
+#: whatever the clock says when the suite runs
+T0 = _HOUR_AGO - timedelta(minutes=_HOUR_AGO.minute % 5)
 
 
 @pytest.fixture
