@@ -1,7 +1,8 @@
 """The dispatch stage's delivery loop and escalation timer. Deliveries are claimed from the
 outbox table (leased: one worker sends each), sent by the notifier of the destination's
 kind (`notify/`), every attempt stored, retried with backoff and dead-lettered after the
-last one; state is in the database, so delivery resumes after a restart. The timer queues
+last one; state is in the database, so delivery resumes after a restart. A delivery whose
+last lease ended with no attempt recorded is first looked for at its destination. The timer queues
 reminders and escalations as deadlines approach and pass (each once)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from citybrain.agents.dispatch.store import (
     escalate_due,
     record_delivery,
 )
-from citybrain.dispatch.outbox import attempt_record, destination_kind, record_attempt
+from citybrain.dispatch.outbox import Outcome, attempt_record, destination_kind, record_attempt
 from citybrain.logs import get_logger
 from citybrain.metrics import DELIVERIES
 from citybrain.streams.db import get_pool
@@ -99,7 +100,13 @@ class Outbox:
         started = time.perf_counter()
         kind = destination_kind(item.delivery.destination)
         notifier = self.notifiers.get(kind) or Unconfigured(kind)
-        outcome = await notifier.send(item.delivery.destination.split(":", 1)[1], item, body)
+        name = item.delivery.destination.split(":", 1)[1]
+        if item.lease_lost and await notifier.found(name, item):
+            # its worker died after sending and before recording: record, do not repeat
+            outcome = Outcome.http(200, detail="at the destination already (lease lost)")
+            log.info("delivery found after a lost lease", message_id=item.message_id)
+        else:
+            outcome = await notifier.send(name, item, body)
         now = datetime.now(UTC)
         after = record_attempt(
             item.delivery,

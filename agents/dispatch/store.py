@@ -193,9 +193,9 @@ async def save_plan(
             # one statement for every row; RETURNING gives the new ones only
             await cur.execute(
                 "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id, department,"
-                " kind, payload, max_attempts, next_attempt_at)"
+                " kind, payload, max_attempts, next_attempt_at, leased_attempt)"
                 " SELECT m, d, i, dep, k, p, %s,"
-                " COALESCE(%s::timestamptz + make_interval(secs => %s), now())"
+                " COALESCE(%s::timestamptz + make_interval(secs => %s), now()), %s"
                 " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
                 " %s::jsonb[]) AS r(m, d, i, dep, k, p)"
                 " ON CONFLICT DO NOTHING RETURNING *",
@@ -203,6 +203,7 @@ async def save_plan(
                     max_attempts,
                     lease[0] if lease else None,
                     lease[1] if lease else 0.0,
+                    1 if lease else 0,
                     *(list(c) for c in columns),
                 ),
             )
@@ -326,6 +327,9 @@ class Outgoing:
     department: str
     kind: str
     payload: dict[str, Any]
+    #: an earlier lease ended with no attempt recorded: its worker died after (or while)
+    #: sending, so the message may be at its destination already
+    lease_lost: bool = False
 
     @property
     def message_id(self) -> str:
@@ -336,16 +340,17 @@ async def claim_deliveries(
     conn: AsyncConnection[Any], now: datetime, lease_s: float, limit: int
 ) -> list[Outgoing]:
     """Due deliveries, leased to this worker for `lease_s` (a worker that dies mid-way
-    leaves them to be retried when the lease runs out)."""
+    leaves them to be retried when the lease runs out; the next claim sees `lease_lost`)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "UPDATE dispatch_outbox o"
-            " SET next_attempt_at = %(now)s + make_interval(secs => %(lease)s)"
-            " FROM (SELECT message_id, destination FROM dispatch_outbox"
+            " SET next_attempt_at = %(now)s + make_interval(secs => %(lease)s),"
+            " leased_attempt = o.attempts + 1"
+            " FROM (SELECT message_id, destination, leased_attempt FROM dispatch_outbox"
             "       WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
             "       ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
             " WHERE o.message_id = due.message_id AND o.destination = due.destination"
-            " RETURNING o.*",
+            " RETURNING o.*, due.leased_attempt > o.attempts AS lease_lost",
             {"now": now, "lease": lease_s, "limit": limit},
         )
         rows = await cur.fetchall()
@@ -370,6 +375,7 @@ def _outgoing(r: dict[str, Any]) -> Outgoing:
         r["department"],
         r["kind"],
         dict(r["payload"]),
+        lease_lost=bool(r.get("lease_lost", False)),
     )
 
 

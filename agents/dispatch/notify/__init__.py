@@ -26,6 +26,10 @@ class Notifier(Protocol):
     async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
         """Send `body` (the task message) to the destination called `name`."""
 
+    async def found(self, name: str, item: Outgoing) -> bool:
+        """Whether the message is at its destination already (asked before sending again
+        after a worker died mid-delivery); False when the channel cannot tell."""
+
     async def close(self) -> None:
         """Release what `start` took."""
 
@@ -50,6 +54,9 @@ class Unconfigured:
 
     async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
         return Outcome.rejected(f"no {self.kind} notifier on this worker")
+
+    async def found(self, name: str, item: Outgoing) -> bool:
+        return False
 
     async def close(self) -> None:
         return None

@@ -49,6 +49,11 @@ class WebhookNotifier:
             return Outcome.rejected(f"webhook {name} is not configured on this worker")
         return await post(self._client(), endpoint, item.message_id, body, self.timeout)
 
+    async def found(self, name: str, item: Outgoing) -> bool:
+        """A receiver cannot be asked: the message goes again with the same `webhook-id`,
+        which the Standard Webhooks receiver de-duplicates."""
+        return False
+
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()

@@ -88,3 +88,35 @@ def test_rows_queued_without_a_lease_are_due_at_once(stack: Settings) -> None:
     assert (
         asyncio.run(_claim(stack, datetime.now(UTC) + timedelta(seconds=1))) & ids == ids != set()
     )
+
+
+async def _claimed(stack: Settings, now: datetime) -> dict[str, Outgoing]:
+    """What an outbox claims at `now`, committed (the lease counts)."""
+    conn: AsyncConnection[Any] = await AsyncConnection.connect(stack.conninfo())
+    try:
+        async with conn.transaction():
+            return {i.message_id: i for i in await claim_deliveries(conn, now, 60.0, 100_000)}
+    finally:
+        await conn.close()
+
+
+def test_a_lease_that_ended_without_an_attempt_is_marked_lost(stack: Settings) -> None:
+    incident_id = f"inc-store-{uuid.uuid4().hex[:8]}"
+    _store_incident(stack, incident_id)
+    now = datetime.now(UTC)
+    queued = asyncio.run(_plan_and_save(stack, incident_id, (now, 60.0)))
+    ids = {q.message_id for q in queued}
+    assert queued and not any(q.lease_lost for q in queued)  # the sender's own lease
+    # the sender died: the next claim knows its lease ended with nothing recorded
+    later = asyncio.run(_claimed(stack, now + timedelta(seconds=61)))
+    assert {i for i, q in later.items() if i in ids and q.lease_lost} == ids
+    # an attempt recorded (a failure): the claim after it is an ordinary retry
+    first = next(iter(ids))
+    with psycopg.connect(stack.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE dispatch_outbox SET attempts = attempts + 1, status = 'failed'"
+            " WHERE message_id = %s",
+            (first,),
+        )
+    again = asyncio.run(_claimed(stack, now + timedelta(seconds=122)))
+    assert first in again and not again[first].lease_lost

@@ -5,9 +5,10 @@ on every `dispatch.<department>.v1` topic for a run's incidents, read back from 
   departments see them (distinct `task.created` message ids beyond one per incident and
   department). The platform promises one task per incident and department whatever the
   restarts: this must be 0, and no database constraint makes it so.
-- `redelivered`: copies of a message beyond the first (the same message id twice). Delivery
-  is at least once: a worker killed between a send and its record sends again; receivers
-  de-duplicate by message id. Reported, with the kills that may cause it.
+- `redelivered`: copies of a message beyond the first (the same message id twice). A worker
+  killed between a send and its record leaves its lease to run out; the next worker looks
+  for the message on the topic before it sends again (`agents/dispatch/notify/kafka.py`),
+  so this must be 0 too.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class Common:
     # what the departments received (their Kafka topics), where duplicates can happen
     task_messages: int = 0
     duplicate_tasks: int = 0  # task.created twice for one incident and department
-    redelivered_messages: int = 0  # the same message id again (at least once: kills)
+    redelivered_messages: int = 0  # the same message id again on a department's topic
     split_incidents: int = 0
     incidents: int = 0
     dispatches: int = 0
@@ -125,6 +125,7 @@ class Common:
         "constraint_duplicate_rows",
         "duplicate_dispatches",
         "duplicate_tasks",
+        "redelivered_messages",
         "split_incidents",
     )
     MUST_HOLD: ClassVar[tuple[str, ...]] = ("settled",)
