@@ -23,6 +23,7 @@ log = get_logger(__name__)
 #: how far before the delivery's creation the lookup starts (clocks of worker and broker)
 LOOKUP_MARGIN_MS = 5_000
 
+
 class KafkaNotifier:
     """Sends to the department topics the worker's channels name."""
 
