@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from citybrain.dispatch.channels import Channels
     from citybrain.dispatch.plan import DispatchContext
     from citybrain.feeds.definition import Feed
-    from citybrain.geo.address import Gazetteer
+    from citybrain.geo.address import Gazetteer, GazetteerEntry
     from citybrain.geo.geotag import Geotagger
     from citybrain.geo.pack import CityPack
     from citybrain.streams.app import App
@@ -41,7 +41,25 @@ class StageContext:
     def gazetteer(self) -> Gazetteer:
         from citybrain.geo.address import load_gazetteer
 
-        return load_gazetteer(self.pack)
+        return load_gazetteer(self.pack, self.stored_register())
+
+    def stored_register(self) -> list[GazetteerEntry]:
+        """The newest address register `citybrain geo gazetteer import` stored for the
+        city pack; without the database, none (the pack's own gazetteer still places)."""
+        import psycopg
+
+        from citybrain.db.registers import newest_register
+        from citybrain.logs import get_logger
+
+        try:
+            with psycopg.connect(self.settings.conninfo(), connect_timeout=5) as conn:
+                entries = newest_register(conn, self.pack.spec.pack)
+        except psycopg.Error as exc:
+            get_logger(__name__).warning("address register not loaded", error=str(exc))
+            return []
+        if entries:
+            get_logger(__name__).info("address register loaded", entries=len(entries))
+        return entries
 
     @cached_property
     def geotagger(self) -> Geotagger:
@@ -52,21 +70,27 @@ class StageContext:
 
     @cached_property
     def feeds(self) -> list[Feed]:
-        from citybrain.feeds.definition import feed_folders, load_feeds, select_feeds
+        from citybrain.feeds.definition import (
+            feed_folders,
+            load_feeds,
+            select_feeds,
+            with_city_devices,
+        )
 
         folders = feed_folders(self.settings.feeds_dir)
-        return select_feeds(load_feeds(*folders), self.settings.normalize_feeds)
+        feeds = with_city_devices(load_feeds(*folders), self.settings.city_pack)
+        return select_feeds(feeds, self.settings.normalize_feeds)
 
     @cached_property
     def dispatch(self) -> DispatchContext:
         """Routes, departments, SLA policy, working hours and jurisdictions."""
         from citybrain.dispatch.places import Jurisdictions
         from citybrain.dispatch.plan import DispatchContext
-        from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+        from citybrain.dispatch.routing import dispatch_files, load_routing
         from citybrain.dispatch.sla import SLA_FILE, WorkingHours, load_sla_policy
 
         s = self.settings
-        routing = load_routing(s.departments_file or DEPARTMENTS_FILE, s.routes_file or ROUTES_FILE)
+        routing = load_routing(*dispatch_files(s))
         policy = load_sla_policy(s.sla_file or SLA_FILE)
         return DispatchContext(
             routing=routing,

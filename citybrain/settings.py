@@ -119,10 +119,14 @@ class Settings(BaseSettings):
 
     # --- Dispatch ----------------------------------------------------------------
     departments_file: Path | None = Field(
-        None, description="Departments file (default: the shipped Shanghai departments)."
+        None,
+        description="Departments file (default: the city pack's, else the shipped Shanghai"
+        " departments).",
     )
     routes_file: Path | None = Field(
-        None, description="Routing tree file (default: the shipped Shanghai routes)."
+        None,
+        description="Routing tree file (default: the city pack's, else the shipped Shanghai"
+        " routes).",
     )
     sla_file: Path | None = Field(
         None, description="SLA policy file (default: the shipped policy and holidays)."

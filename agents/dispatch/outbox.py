@@ -1,9 +1,8 @@
 """The dispatch stage's delivery loop and escalation timer. Deliveries are claimed from the
-outbox table (leased: one worker sends each), sent by the notifier of the destination's
-kind (`notify/`), every attempt stored, retried with backoff and dead-lettered after the
-last one; state is in the database, so delivery resumes after a restart. A delivery whose
-last lease ended with no attempt recorded is first looked for at its destination. The timer queues
-reminders and escalations as deadlines approach and pass (each once)."""
+outbox table (leased: one worker sends each), sent by their destination kind's notifier
+(`notify/`; a lost lease's message is looked for first), every attempt stored, retried with
+backoff, dead-lettered after the last; state is in the database, so delivery resumes after
+a restart. The timer queues reminders and escalations as deadlines near and pass (once)."""
 
 from __future__ import annotations
 
@@ -15,14 +14,14 @@ from datetime import UTC, datetime
 import orjson
 
 from citybrain.agents.context import StageContext
-from citybrain.agents.dispatch.notify import Unconfigured, notifiers
+from citybrain.agents.dispatch.notify import Unconfigured, notifiers, send_once
 from citybrain.agents.dispatch.store import (
     Outgoing,
     claim_deliveries,
     escalate_due,
     record_delivery,
 )
-from citybrain.dispatch.outbox import Outcome, attempt_record, destination_kind, record_attempt
+from citybrain.dispatch.outbox import attempt_record, destination_kind, record_attempt
 from citybrain.logs import get_logger
 from citybrain.metrics import DELIVERIES
 from citybrain.streams.db import get_pool
@@ -100,13 +99,7 @@ class Outbox:
         started = time.perf_counter()
         kind = destination_kind(item.delivery.destination)
         notifier = self.notifiers.get(kind) or Unconfigured(kind)
-        name = item.delivery.destination.split(":", 1)[1]
-        if item.lease_lost and await notifier.found(name, item):
-            # its worker died after sending and before recording: record, do not repeat
-            outcome = Outcome.http(200, detail="at the destination already (lease lost)")
-            log.info("delivery found after a lost lease", message_id=item.message_id)
-        else:
-            outcome = await notifier.send(name, item, body)
+        outcome = await send_once(notifier, item, body)
         now = datetime.now(UTC)
         after = record_attempt(
             item.delivery,

@@ -31,7 +31,7 @@ from citybrain.api import ops, store
 from citybrain.api.ratelimit import TokenBuckets
 from citybrain.api.tokens import Principal, parse
 from citybrain.dispatch.plan import TRANSITIONS
-from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+from citybrain.dispatch.routing import dispatch_files, load_routing
 from citybrain.schemas.commands import ExtendDeadlineCommand
 from citybrain.settings import Settings, get_settings
 from citybrain.streams.db import open_pool
@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = s
-    routing = load_routing(s.departments_file or DEPARTMENTS_FILE, s.routes_file or ROUTES_FILE)
+    routing = load_routing(*dispatch_files(s))
     app.state.department_names = {code: d.name for code, d in routing.by_code.items()}
     app.state.buckets = TokenBuckets(rate=s.api_rate, burst=s.api_burst)
     app.add_middleware(BodyLimit, limit=s.api_max_body)

@@ -15,10 +15,11 @@ app = typer.Typer(help="Feed definitions: list, validate, test.", no_args_is_hel
 def feeds_list() -> None:
     """The feeds the worker will run: built-in ones and those in CITYBRAIN_FEEDS_DIR."""
     from citybrain.config_errors import ConfigError
-    from citybrain.feeds.definition import feed_folders, load_feeds
+    from citybrain.feeds.definition import feed_folders, load_feeds, with_city_devices
 
+    s = cli_settings()
     try:
-        feeds = load_feeds(*feed_folders(cli_settings().feeds_dir))
+        feeds = with_city_devices(load_feeds(*feed_folders(s.feeds_dir)), s.city_pack)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     for feed in feeds:

@@ -20,12 +20,12 @@ def routing_files(
 ) -> tuple[Any, Any]:  # (departments path, routes path)
     from pathlib import Path
 
-    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE
+    from citybrain.dispatch.routing import dispatch_files
 
-    s = cli_settings()
+    configured = dispatch_files(cli_settings())
     return (
-        Path(departments) if departments else (s.departments_file or DEPARTMENTS_FILE),
-        Path(routes) if routes else (s.routes_file or ROUTES_FILE),
+        Path(departments) if departments else configured[0],
+        Path(routes) if routes else configured[1],
     )
 
 

@@ -7,15 +7,13 @@ from __future__ import annotations
 import psycopg
 from psycopg.types.json import Jsonb
 
-from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+from citybrain.dispatch.routing import dispatch_files, load_routing
 from citybrain.settings import Settings
 
 
 def store_departments(conn: psycopg.Connection, settings: Settings) -> int:
     """Upsert every department of the configured file; how many."""
-    routing = load_routing(
-        settings.departments_file or DEPARTMENTS_FILE, settings.routes_file or ROUTES_FILE
-    )
+    routing = load_routing(*dispatch_files(settings))
     rows = [
         (
             code,

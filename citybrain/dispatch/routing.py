@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -30,6 +30,9 @@ from citybrain.schemas.dispatch_config import (
     zone_department,
 )
 
+if TYPE_CHECKING:
+    from citybrain.settings import Settings
+
 CONFIG_DIR = Path(__file__).with_name("config")
 DEPARTMENTS_FILE = CONFIG_DIR / "departments.yaml"
 ROUTES_FILE = CONFIG_DIR / "routes.yaml"
@@ -41,6 +44,7 @@ __all__ = [
     "RouteFacts",
     "Routing",
     "default_routing",
+    "dispatch_files",
     "explain",
     "load_routing",
 ]
@@ -377,6 +381,19 @@ def explain(decision: RouteDecision) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------
+def dispatch_files(settings: Settings) -> tuple[Path, Path]:
+    """The departments and routes files: each the settings' when set, else the city pack's
+    (`dispatch:` in its pack.yaml), else the shipped ones (Shanghai's)."""
+    from citybrain.geo.pack import read_manifest
+
+    departments, routes = DEPARTMENTS_FILE, ROUTES_FILE
+    folder, spec, _ = read_manifest(settings.city_pack)
+    if spec.dispatch is not None:
+        departments = folder / spec.dispatch.departments
+        routes = folder / spec.dispatch.routes
+    return settings.departments_file or departments, settings.routes_file or routes
+
+
 def load_routing(
     departments_path: Path = DEPARTMENTS_FILE, routes_path: Path = ROUTES_FILE
 ) -> Routing:

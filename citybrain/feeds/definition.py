@@ -94,6 +94,32 @@ def load_feeds(*folders: Path) -> list[Feed]:
     return feeds
 
 
+def with_city_devices(feeds: list[Feed], city_pack: str | Path) -> list[Feed]:
+    """The feeds with the city pack's sensor registries (`devices:` in its pack.yaml) in
+    place of their definitions' own; a registry for a feed that does not exist is an error."""
+    from dataclasses import replace
+
+    from citybrain.geo.pack import read_manifest
+
+    folder, spec, _ = read_manifest(city_pack)
+    if not spec.devices:
+        return feeds
+    names = {f.name for f in feeds}
+    unknown = sorted(set(spec.devices) - names)
+    if unknown:
+        raise ConfigError(f"{folder / 'pack.yaml'}: devices: no feed called {', '.join(unknown)}")
+    out = []
+    for feed in feeds:
+        registry = spec.devices.get(feed.name)
+        if registry is not None:
+            path = folder / registry.file
+            if not path.is_file():
+                raise ConfigError(f"{folder / 'pack.yaml'}: devices.{feed.name}: {path} is missing")
+            feed = replace(feed, devices=DeviceRegistry.from_csv(path, registry.crs))
+        out.append(feed)
+    return out
+
+
 def feed_folders(extra: str | None) -> list[Path]:
     """The built-in folder plus `CITYBRAIN_FEEDS_DIR` folders (colon separated)."""
     folders = [BUILTIN_DIR]

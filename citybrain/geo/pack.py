@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import shapely
@@ -56,11 +57,31 @@ class GridSpec(Strict):
     cell_m: float = Field(500, gt=10, le=10_000)
 
 
+class DispatchFiles(Strict):
+    """The city's departments and routing tree, files in the pack folder."""
+
+    departments: str
+    routes: str
+
+
+class DataFile(Strict):
+    """A data file of the pack and its coordinate system: one feed's sensor registry (CSV
+    as in the feed definitions), the address register (`citybrain.geo.register`)."""
+
+    file: str
+    crs: str = "WGS-84"
+
+
 class PackSpec(Strict):
     """The schema of `pack.yaml`."""
 
     pack: str = Field(pattern=r"^[a-z0-9_-]+$")
     city: str
+    #: the province the city belongs to (the same as `city` for 上海市, 北京市, 天津市, 重庆市)
+    province: str | None = None
+    #: other names callers use for the city or its province, two characters or more (a
+    #: one-character short form such as 沪 or 筑 also begins road names: 沪闵路)
+    names: list[Annotated[str, Field(min_length=2)]] = Field(default_factory=list)
     version: int = Field(ge=1)
     source_crs: str = "WGS-84"
     sources: list[Source] = Field(min_length=1)
@@ -68,6 +89,24 @@ class PackSpec(Strict):
     grid: GridSpec = GridSpec()
     jurisdictions: list[JurisdictionGroups] = Field(default_factory=list)
     gazetteer: str | None = None
+    #: the city's own departments and routes (else the settings' or the shipped ones)
+    dispatch: DispatchFiles | None = None
+    #: the city's sensor registries by feed name; they replace the feed definitions' own
+    devices: dict[str, DataFile] = Field(default_factory=dict)
+    #: the city's address register (road + number, estates and buildings, landmarks, roads)
+    addresses: DataFile | None = None
+
+    def admin_names(self) -> list[str]:
+        """Every name of the city and its province a caller may put before a district,
+        longest first: 贵州省, 贵阳市, 贵州, 贵阳."""
+        names = {self.city, *self.names}
+        for full in (self.city, self.province):
+            if full:
+                names.add(full)
+                short = re.sub(r"(省|市|自治区|特别行政区|壮族|回族|维吾尔)+$", "", full)
+                if len(short) >= 2:
+                    names.add(short)
+        return sorted((n for n in names if n), key=lambda n: (-len(n), n))
 
 
 @dataclass(frozen=True)
@@ -178,11 +217,17 @@ def _groups(groups: JurisdictionGroups, districts: dict[str, Region], where: Pat
     return regions
 
 
-def load_pack(folder: Path | str) -> CityPack:
-    """Load and validate a pack folder (or the name of a pack shipped with citybrain)."""
+def pack_folder(folder: Path | str) -> Path:
+    """A pack folder, or the folder of the pack shipped with citybrain by that name."""
     folder = Path(folder)
     if not folder.exists() and (PACKS_DIR / str(folder)).is_dir():
         folder = PACKS_DIR / str(folder)
+    return folder
+
+
+def read_manifest(folder: Path | str) -> tuple[Path, PackSpec, str]:
+    """A pack's folder, its validated `pack.yaml` and that file's text (no geometry read)."""
+    folder = pack_folder(folder)
     manifest = folder / "pack.yaml"
     if not manifest.is_file():
         raise ConfigError(f"{folder}: no pack.yaml (is this a city pack folder?)")
@@ -191,6 +236,13 @@ def load_pack(folder: Path | str) -> CityPack:
         spec = PackSpec.model_validate(raw)
     except ValidationError as exc:
         raise explain(manifest, text, exc) from exc
+    return folder, spec, text
+
+
+def load_pack(folder: Path | str) -> CityPack:
+    """Load and validate a pack folder (or the name of a pack shipped with citybrain)."""
+    folder, spec, text = read_manifest(folder)
+    manifest = folder / "pack.yaml"
     try:
         normalize_crs(spec.source_crs)
     except ValueError as exc:

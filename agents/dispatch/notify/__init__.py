@@ -9,10 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from citybrain.dispatch.outbox import Outcome
+from citybrain.logs import get_logger
 
 if TYPE_CHECKING:
     from citybrain.agents.context import StageContext
     from citybrain.agents.dispatch.store import Outgoing
+
+log = get_logger(__name__)
 
 
 class Notifier(Protocol):
@@ -32,6 +35,16 @@ class Notifier(Protocol):
 
     async def close(self) -> None:
         """Release what `start` took."""
+
+
+async def send_once(notifier: Notifier, item: Outgoing, body: bytes) -> Outcome:
+    """Send a delivery, unless its last lease ended with no attempt recorded and the message
+    is at its destination already (its worker died after sending and before recording)."""
+    name = item.delivery.destination.split(":", 1)[1]
+    if item.lease_lost and await notifier.found(name, item):
+        log.info("delivery found after a lost lease", message_id=item.message_id)
+        return Outcome.http(200, detail="at the destination already (lease lost)")
+    return await notifier.send(name, item, body)
 
 
 def notifiers(ctx: StageContext) -> dict[str, Notifier]:

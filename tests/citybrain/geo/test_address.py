@@ -19,7 +19,8 @@ def gazetteer() -> Gazetteer:
         ("上海市浦东新区世纪大道２００１号附近井盖缺失", "世纪大道2001号", True),
         ("浦东新区 世纪大道 2001 号", "世纪大道2001号", True),
         ("东方明珠电视塔旁边有烟雾", "东方明珠", True),
-        ("静安区南京西路1266号", "南京西路", True),  # road level: placed, lower confidence
+        ("静安区南京西路1266号", "南京西路1266号", True),  # an address point of the register
+        ("静安区南京西路1999号", "南京西路", True),  # road level: placed, lower confidence
         ("徐汇区南京西路100号", "南京西路", False),  # district contradicts: not placed
         ("闵行区", "闵行区", False),  # district only: operator decides
         ("家门口路灯不亮", None, False),

@@ -1,4 +1,6 @@
-"""`citybrain bench address` on the labelled sample: the address matcher's figures."""
+"""`citybrain bench address`: the figures on the hand-written labelled sample, and a
+wrong-district figure that can fail (a sample whose label disagrees with what the matcher
+places is counted)."""
 
 from __future__ import annotations
 
@@ -6,15 +8,35 @@ from pathlib import Path
 
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.pack import load_pack
-from citybrain_tools.bench.address import evaluate, load_sample
+from citybrain_tools.bench.address import Labelled, evaluate, load_sample, run_throughput
 
-SAMPLE = Path(__file__).parents[2] / "data" / "addresses_shanghai.tsv"
+SAMPLE = Path(__file__).parents[2] / "data" / "addresses_labelled.tsv"
 
 
-def test_labelled_sample_figures() -> None:
+def test_the_labelled_sample_is_large_and_varied() -> None:
     sample = load_sample(SAMPLE)
-    assert len(sample) >= 200
-    result = evaluate(load_gazetteer(load_pack("shanghai")), sample)
-    assert result.match_rate >= 0.95, result.misses
-    assert result.accuracy_entry >= 0.95, result.misses
-    assert result.vague_kept_for_operator >= 0.95, result.misses
+    assert len(sample) >= 300
+    kinds = {s.kind for s in sample}
+    assert {"address", "building", "poi", "intersection", "road", "wrong_district"} <= kinds
+    assert sum(s.place == "-" for s in sample) >= 40
+    assert {s.pack for s in sample} == {"shanghai", "guiyang"}
+
+
+def test_no_text_of_the_sample_is_placed_in_a_wrong_district() -> None:
+    sample = load_sample(SAMPLE)
+    for pack in ("shanghai", "guiyang"):
+        figures = evaluate(load_gazetteer(load_pack(pack)), sample, pack)
+        assert figures.wrong_district == 0, figures.wrong
+
+
+def test_a_wrong_district_is_counted() -> None:
+    gazetteer = load_gazetteer(load_pack("shanghai"))
+    lying = [Labelled("shanghai", "东方明珠旁边冒烟", "poi:东方明珠", "310101", "poi")]
+    figures = evaluate(gazetteer, lying, "shanghai")
+    assert figures.wrong_district == 1 and figures.placed == 1  # it is in 310115
+
+
+def test_the_throughput_figures_come_from_a_register_of_the_size_asked() -> None:
+    speed = run_throughput("shanghai", 2_000, texts=300)
+    assert speed.register_entries == 2_000 and speed.texts == 300
+    assert speed.placed_share > 0.5 and speed.texts_per_s > 0 and speed.matcher_mib > 0

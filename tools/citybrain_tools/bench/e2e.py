@@ -156,11 +156,9 @@ def _probe(run: str, n: int) -> tuple[str, bytes, str]:
 def dispatch_topics(settings: Settings) -> list[str]:
     """The departments' Kafka topics the dispatch stage delivers to."""
     from citybrain.dispatch.channels import Channels
-    from citybrain.dispatch.routing import DEPARTMENTS_FILE, ROUTES_FILE, load_routing
+    from citybrain.dispatch.routing import dispatch_files, load_routing
 
-    routing = load_routing(
-        settings.departments_file or DEPARTMENTS_FILE, settings.routes_file or ROUTES_FILE
-    )
+    routing = load_routing(*dispatch_files(settings))
     return Channels.of(routing, os.environ).kafka_topics()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
+from citybrain.feeds.definition import BUILTIN_DIR, load_feeds, with_city_devices
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
@@ -32,7 +32,7 @@ class SimulationResult:
 def build_scenario(
     settings: Settings, events: int, span: timedelta, seed: int, malformed: float
 ) -> list[SimRecord]:
-    feeds = {f.name: f for f in load_feeds(BUILTIN_DIR)}
+    feeds = {f.name: f for f in with_city_devices(load_feeds(BUILTIN_DIR), settings.city_pack)}
     registries = {name: feed.devices for name, feed in feeds.items() if feed.devices}
     pack = load_pack(settings.city_pack)
     return Scenario(
