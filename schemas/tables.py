@@ -100,6 +100,18 @@ DISPATCH_HISTORY = TableSpec(
     key=("dispatch_id", "at", "status"),
 )
 
+MERGE_SUGGESTIONS = TableSpec(
+    "incident_merge_suggestions",
+    (
+        ("incident_id", "text"),
+        ("candidate_id", "text"),
+        ("score", "float4"),
+        ("reasons", "jsonb"),
+        ("suggested_at", "timestamptz"),
+    ),
+    key=("incident_id", "candidate_id"),
+)
+
 INCIDENTS = TableSpec(
     "incidents",
     (

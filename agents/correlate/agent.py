@@ -26,6 +26,7 @@ from citybrain.agents.context import StageContext
 from citybrain.agents.correlate.store import write_incidents
 from citybrain.correlation.batch import Item, correlate_batch
 from citybrain.correlation.core import Correlator
+from citybrain.correlation.places import PlaceWords
 from citybrain.correlation.state import restore
 from citybrain.logs import get_logger
 from citybrain.schemas.events import CanonicalEvent
@@ -68,7 +69,7 @@ def install(ctx: StageContext) -> None:
     def correlator() -> Correlator:
         """The correlator, rebuilt from the table the first time it is needed."""
         if "c" not in state:
-            c = Correlator(place_names=ctx.gazetteer.full_district_names)
+            c = Correlator(places=PlaceWords(ctx.gazetteer))
             count = restore(c, {str(k): v for k, v in cells.items() if v})
             log.info("correlation state restored", incidents=count)
             state["c"] = c

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from citybrain.correlation.batch import CorrelateOutput
-from citybrain.schemas.tables import INCIDENT_HISTORY, INCIDENT_REPORTS, INCIDENTS
+from citybrain.schemas.tables import (
+    INCIDENT_HISTORY,
+    INCIDENT_REPORTS,
+    INCIDENTS,
+    MERGE_SUGGESTIONS,
+)
 from citybrain.settings import Settings
 from citybrain.streams.db import get_writer
 
@@ -28,5 +33,6 @@ async def write_incidents(settings: Settings, out: CorrelateOutput) -> None:
             (INCIDENTS, out.incidents),
             (INCIDENT_REPORTS, out.reports),
             (INCIDENT_HISTORY, out.history),
+            (MERGE_SUGGESTIONS, out.suggestions),
         ]
     )

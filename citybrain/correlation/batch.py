@@ -28,6 +28,7 @@ class CorrelateOutput:
     incidents: list[tuple[Any, ...]] = field(default_factory=list)  # rows of INCIDENTS
     reports: list[tuple[Any, ...]] = field(default_factory=list)  # rows of INCIDENT_REPORTS
     history: list[tuple[Any, ...]] = field(default_factory=list)  # rows of INCIDENT_HISTORY
+    suggestions: list[tuple[Any, ...]] = field(default_factory=list)  # of MERGE_SUGGESTIONS
     reopened: list[str] = field(default_factory=list)  # incidents whose status to reset
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # incidents.v1
     cells: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # the table
@@ -68,6 +69,10 @@ def correlate_batch(c: Correlator, items: Sequence[Item], now: datetime) -> Corr
         first_change.setdefault(inc.incident_id, kind)
         taken_in.setdefault(inc.incident_id, []).append(item.event_id)
         out.reports.append((item.event_id, inc.incident_id, item.source_kind, item.observed_at))
+        out.suggestions += [
+            (s.for_incident, s.incident_id, s.score, list(s.reasons), item.observed_at)
+            for s in change.suggestions
+        ]
         out.history.append(
             (
                 inc.incident_id,

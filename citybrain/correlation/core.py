@@ -2,12 +2,13 @@
 
 A report joins the nearest open incident of the same category family whose anchor is
 within the family's radius and whose reports are within its time window, if its source may
-fuse with it; otherwise it opens an incident. Reports without a usable place join an
-incident of the same family in the same district when their texts are similar enough, or
-open an incident flagged `needs_location`. Clears follow their device's alarm. The same
-event id twice changes nothing. State is indexed by ~1 km cell so that the correlate
-agent can keep it in a table keyed by cell; `cells_within` gives every cell a match can
-come from, across cell borders.
+fuse with it; otherwise it opens an incident. A report without a usable place joins an
+incident of the same family in the same district only on strong evidence: it names a place
+(`places.PlaceWords`) that the incident's reports name, and no other incident does; else it
+opens an incident flagged `needs_location`, with merge suggestions for an operator.
+Clears follow their device's alarm. The same event id twice changes nothing. State is
+indexed by ~1 km cell so that the correlate agent can keep it in a table keyed by cell;
+`cells_within` gives every cell a match can come from, across cell borders.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citybrain.core.cells import CELL_DEG, cell_of
+from citybrain.correlation.places import PlaceWords, alike_forms
 from citybrain.correlation.rules import Family, Rules, default_rules
-from citybrain.correlation.text import bigrams, similarity
 from citybrain.schemas.events import CanonicalEvent
 
 EARTH_M_PER_DEG = 111_320.0
@@ -140,11 +141,11 @@ class Incident:
          open311 << 42), priority/status/location status/family/category/district codes,
          sizes (points | devices << 8 | text slots << 16),
          points (lat << 32 | lon, 1e-7 degrees, offset to be positive)...,
-         device keys..., report signatures (length, then two 31-bit bigram hashes a slot)...,
+         device keys..., report signatures (length, then two 31-bit named-place hashes a slot)...,
          event keys...]
 
     The first point is the incident's place (`lon`, `lat`), the others its located reports'
-    (up to MAX_POINTS) for the single-link distance. Devices, bigrams and reports are kept
+    (up to MAX_POINTS) for the single-link distance. Devices, named places and reports are kept
     as hashes: they are only ever compared."""
 
     __slots__ = ("data",)
@@ -267,7 +268,7 @@ class Incident:
 
     @property
     def texts(self) -> tuple[tuple[int, ...], ...]:
-        """The distinct report signatures: sorted 31-bit hashes of their bigrams."""
+        """The distinct report signatures: sorted 31-bit hashes of the places they name."""
         points, devices, words = self._sizes()
         data, at, end = self.data, _BODY + points + devices, _BODY + points + devices + words
         out = []
@@ -399,9 +400,20 @@ def _digest_of(incident_id: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def text_key(gram: str) -> int:
-    """A bigram as a 31-bit hash, the same in every process (signatures are stored)."""
-    return zlib.crc32(gram.encode()) & 0x7FFFFFFF
+def text_key(word: str) -> int:
+    """A named place as a 31-bit hash, the same in every process (signatures are stored)."""
+    return zlib.crc32(word.encode()) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """An incident a district-only incident may be the same problem as, for an operator
+    to decide: `for_incident` may be merged into `incident_id`."""
+
+    for_incident: str
+    incident_id: str
+    score: float
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -409,17 +421,27 @@ class Change:
     incident: Incident
     opened: bool
     reopened: bool = False
+    #: merge suggestions the change made: for a report placed only by its district that
+    #: opened its own incident, the incidents it may belong to (most likely first); for any
+    #: incident opened, the district-only incidents of its family and district that may be
+    #: the same problem
+    suggestions: tuple[Suggestion, ...] = ()
 
 
 class Correlator:
     """Holds open incidents; `add` is the one operation."""
 
-    def __init__(self, rules: Rules | None = None, place_names: Iterable[str] = ()) -> None:
-        """`place_names`: the city's district names, which every report in a district shares
-        and which therefore say nothing about which incident a report belongs to."""
+    def __init__(
+        self,
+        rules: Rules | None = None,
+        place_names: Iterable[str] = (),
+        places: PlaceWords | None = None,
+    ) -> None:
+        """`places`: the named places of a caller's address (the city's register and
+        gazetteer, and numbered places by their form); `place_names` is kept for callers
+        that name the districts (a district's name is no evidence: not a named place)."""
         self.rules = rules or default_rules()
-        # longest first, so that no shorter name cuts a longer one apart
-        self._ignored = sorted({*place_names, *self.rules.text_boilerplate}, key=len, reverse=True)
+        self.places = places or PlaceWords()
         # incidents' arrays (`Incident.data`), by cell and by (district, family)
         self.by_cell: dict[str, list[array[int]]] = {}
         self.by_district: dict[tuple[str, str], list[array[int]]] = {}
@@ -538,7 +560,8 @@ class Correlator:
             # measure to the nearest report of each candidate
             assert loc.lon is not None and loc.lat is not None
             if e.source_kind in family.sources:
-                best = self._nearest(cells, loc.lon, loc.lat, _us(e.observed_at), family)
+                forms = self._forms(e)
+                best = self._nearest(cells, loc.lon, loc.lat, _us(e.observed_at), family, forms)
                 if best is not None:
                     return best
             # an incident opened by reports placed only by their district takes its place
@@ -556,7 +579,13 @@ class Correlator:
         return self._best_by_text(e, family, located=None)
 
     def _nearest(
-        self, cells: list[str], lon: float, lat: float, at_us: int, family: Family
+        self,
+        cells: list[str],
+        lon: float,
+        lat: float,
+        at_us: int,
+        family: Family,
+        forms: frozenset[int] = frozenset(),
     ) -> Incident | None:
         """The incident of the family, in the window, with a kept place nearest to (lon,
         lat) and within the radius. The hot loop of correlation: it reads the arrays
@@ -586,18 +615,28 @@ class Correlator:
                         continue
                     d = distance_m(lon, lat, *_unpack(packed))
                     if d <= radius and d < best_d:
+                        if forms and self._names_other_places(forms, data):
+                            break  # its callers name another place: another problem
                         best_d, best = d, data
         return Incident(best) if best is not None else None
 
     def _signature(self, e: CanonicalEvent) -> frozenset[int]:
-        """Where the caller says it is, as comparable bigrams (hashed): the place a coarse
-        report names is what ties it to the other reports of its problem."""
-        return frozenset(text_key(g) for g in bigrams(e.location.address, self._ignored))
+        """The places the caller names, hashed: each name exactly ("=", what ties a coarse
+        report to the other reports of its problem) and in its alike forms ("~", what tells
+        that two callers name different places)."""
+        words = self.places(e.location.address)
+        exact = {text_key("=" + w) for w in words}
+        return frozenset(exact | {text_key("~" + f) for w in words for f in alike_forms(w)})
+
+    def _forms(self, e: CanonicalEvent) -> frozenset[int]:
+        words = self.places(e.location.address)
+        return frozenset(text_key("~" + f) for w in words for f in alike_forms(w))
 
     @staticmethod
-    def _likeness(signature: frozenset[int], inc: Incident) -> float:
-        """How alike a report is to the most alike report of an incident."""
-        return max((similarity(signature, t) for t in inc.texts), default=0.0)
+    def _names_other_places(forms: frozenset[int], data: array[int]) -> bool:
+        """Whether an incident's reports name places and none is alike one of `forms`."""
+        named = {w for t in Incident(data).texts for w in t}
+        return bool(named) and not forms & named
 
     def _district_candidates(
         self, e: CanonicalEvent, family: Family, located: bool | None
@@ -612,37 +651,75 @@ class Correlator:
             and self._in_window(inc, e.observed_at, family)
         ]
 
+    def _names_shared(self, e: CanonicalEvent, inc: Incident) -> int:
+        """How many of the places a report names (exactly) a report of the incident names."""
+        exact = {text_key("=" + w) for w in self.places(e.location.address)}
+        named = {w for t in inc.texts for w in t}
+        return len(exact & named)
+
     def _best_by_text(
         self, e: CanonicalEvent, family: Family, located: bool | None
     ) -> Incident | None:
-        candidates = self._district_candidates(e, family, located)
-        if not candidates:
+        """The one incident of the family in the district whose reports name a place this
+        report names; none when no incident does, or when several do."""
+        if not self.places(e.location.address):
             return None
-        text = self._signature(e)
-        threshold, margin = self.rules.text_similarity, self.rules.text_margin
-        if len(candidates) == 1:
-            only = candidates[0]
-            if not text or not only.texts or self._likeness(text, only) >= threshold:
-                return only
-            return None
-        if not text:
-            return None
-        # Located incidents first: a district-only incident exactly as alike as a located one
-        # is most likely the same problem, reported before anyone gave its place.
-        scored = sorted(
-            (
-                (self._likeness(text, inc), inc.location_status == "located", inc)
-                for inc in candidates
-            ),
-            key=lambda t: (t[0], t[1]),
-            reverse=True,
-        )
-        best, best_located, winner = scored[0]
-        rivals = [sim for sim, is_located, _ in scored[1:] if is_located or not best_located]
-        second = rivals[0] if rivals else 0.0
-        if best >= threshold and best - second >= margin:
-            return winner
-        return None
+        sharing = [
+            inc
+            for inc in self._district_candidates(e, family, located)
+            if self._names_shared(e, inc)
+        ]
+        return sharing[0] if len(sharing) == 1 else None
+
+    def suggest(self, e: CanonicalEvent, family: Family, opened: Incident) -> list[Suggestion]:
+        """For an incident `e` opened: if it is placed only by its district, the open
+        incidents of its family in its district in the window it may belong to (with no
+        district: those naming a place it names); and the district-only incidents there
+        that may belong to it. Scored by the places their
+        reports share with `e`, the time between them and the category."""
+        own = opened.incident_id
+        if e.location.district is not None:
+            candidates = self._district_candidates(e, family, None)
+        elif self.places(e.location.address):  # no district: the incidents naming its place
+            candidates = [
+                inc
+                for (_, name), members in self.by_district.items()
+                if name == family.name
+                for inc in map(Incident, members)
+                if self._in_window(inc, e.observed_at, family) and self._names_shared(e, inc)
+            ]
+        else:
+            return []
+        forward, backward = [], []
+        for inc in candidates:
+            if inc.incident_id == own:
+                continue
+            score, reasons = self._score(e, family, inc)
+            if opened.location_status == "needs_location":
+                forward.append(Suggestion(own, inc.incident_id, score, reasons))
+            if inc.location_status == "needs_location":
+                backward.append(Suggestion(inc.incident_id, own, score, reasons))
+        forward.sort(key=lambda s: (-s.score, s.incident_id))
+        return forward[: self.rules.suggestions] + backward
+
+    def _score(
+        self, e: CanonicalEvent, family: Family, inc: Incident
+    ) -> tuple[float, tuple[str, ...]]:
+        window = family.window_us
+        at = _us(e.observed_at)
+        shared = self._names_shared(e, inc)
+        first, last = inc.data[_FIRST], inc.data[_LAST]
+        gap = 0 if first <= at <= last else min(abs(at - first), abs(at - last))
+        closeness = max(0.0, 1.0 - gap / window) if window else 0.0
+        same_category = inc.category == e.category
+        score = 0.5 * min(1, shared) + 0.3 * closeness + 0.2 * same_category
+        reasons = [f"same family {family.name}", f"same district {e.location.district}"]
+        reasons.append(f"{round(gap / 60e6)} min apart")
+        if same_category:
+            reasons.append(f"same category {e.category}")
+        if shared:
+            reasons.append(f"{shared} named place(s) in common")
+        return round(score, 3), tuple(reasons)
 
     # --- the operation -----------------------------------------------------------------------
     def add(self, e: CanonicalEvent) -> Change | None:
@@ -677,7 +754,8 @@ class Correlator:
             if reopened:
                 inc.status = "reopened"
         self._absorb(inc, e, key, placed_by_it=opened)
-        return Change(inc, opened, reopened)
+        suggestions = tuple(self.suggest(e, family, inc)) if opened else ()
+        return Change(inc, opened, reopened, suggestions)
 
     def _absorb(self, inc: Incident, e: CanonicalEvent, key: int, placed_by_it: bool) -> None:
         """Take a report into an incident (`placed_by_it`: the incident was just opened at

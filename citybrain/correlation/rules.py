@@ -44,9 +44,8 @@ class Family(Strict):
 class Rules(Strict):
     default: Family
     families: list[Family]
-    text_similarity: float = Field(0.3, ge=0, le=1)
-    text_margin: float = Field(0.2, ge=0, le=1)
-    text_boilerplate: list[str] = Field(default_factory=list)
+    #: merge suggestions kept for a report placed only by its district (most likely first)
+    suggestions: int = Field(3, ge=0, le=20)
 
     def family_of(self, category: str) -> Family:
         for family in self.families:

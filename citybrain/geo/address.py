@@ -238,7 +238,7 @@ class Gazetteer:
                 break
         return re.sub(r"^.*?(街道|镇)", "", road)
 
-    def _hits(self, norm: str) -> list[tuple[int, int, str]]:
+    def hits(self, norm: str) -> list[tuple[int, int, str]]:
         """(start, end, key) of every name in the text not inside a longer one."""
         if not self.by_key:
             return []
@@ -259,7 +259,7 @@ class Gazetteer:
         if district:
             reasons.append(f"district {district}")
         candidates: list[tuple[str, list[GazetteerEntry], str]] = []  # kind, entries, why
-        hits = self._hits(norm)
+        hits = self.hits(norm)
         for _, _, key in hits:
             by_kind: dict[str, list[GazetteerEntry]] = {}
             for e in self.by_key[key]:

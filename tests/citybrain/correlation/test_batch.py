@@ -71,3 +71,12 @@ def test_a_poison_pill_is_handed_back_and_the_rest_of_the_batch_goes_on() -> Non
     out = correlate_batch(Exploding(), [ev("a"), ev("bad"), ev("c", category="smoke")], NOW)
     assert [(i, reason) for i, reason, _ in out.failures] == [(1, "correlation_failed")]
     assert len(out.messages) == 2
+
+
+def test_a_district_only_report_that_opens_its_own_incident_gives_suggestion_rows() -> None:
+    c = Correlator()
+    out = correlate_batch(c, [ev("a"), ev("v", status="needs_location", minutes=5)], NOW)
+    ((for_incident, candidate, score, reasons, at),) = out.suggestions
+    located, alone = (m[0] for m in out.messages)
+    assert (for_incident, candidate) == (alone, located)
+    assert 0 < score <= 1 and "same family flooding" in reasons and at == T0 + timedelta(minutes=5)

@@ -8,6 +8,7 @@ import pytest
 
 from citybrain.core.cells import cell_of
 from citybrain.correlation.core import Correlator, cells_within, distance_m
+from citybrain.correlation.rules import default_rules
 from citybrain.schemas.events import CanonicalEvent, Location, RawRef
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -96,8 +97,9 @@ def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
             ],
             [["a", "b"]],
         ),
-        # a vague call joins the only located incident of its family in its district
-        ([ev("a"), ev("v", status="needs_location", minutes=5)], [["a", "v"]]),
+        # a vague call naming no place opens its own incident, even with only one incident
+        # of its family open in its district (it is suggested to an operator instead)
+        ([ev("a"), ev("v", status="needs_location", minutes=5)], [["a"], ["v"]]),
         # ... but not when two could be meant, nor another vague call
         (
             [
@@ -135,14 +137,32 @@ def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
             ],
             [["a"], ["v"]],
         ),
-        # the first located report takes over the district-only incident it fits
+        # the first located report takes over the district-only incident naming its place
         (
             [
-                ev("v", status="needs_location", address="浦东新区康桥小学"),
-                ev("a", minutes=5, address="浦东新区康桥小学旁边"),
+                ev("v", status="needs_location", address="浦东新区康桥花园8号楼"),
+                ev("a", minutes=5, address="康桥花园8号楼旁边"),
                 ev("b", dlat_m=100, minutes=8),
             ],
             [["a", "b", "v"]],
+        ),
+        # ... and a vague place a caller names by its form alone is no place (某小区, 我家小区)
+        (
+            [
+                ev("a", address="浦东新区某小区3号楼"),
+                ev("v", status="needs_location", minutes=5, address="浦东新区某小区3号楼"),
+                ev("w", status="needs_location", minutes=6, address="我家小区3号楼楼下"),
+            ],
+            [["a"], ["v"], ["w"]],
+        ),
+        # two incidents naming the same place: the call cannot tell which, it joins neither
+        (
+            [
+                ev("a", address="浦东新区张江公寓5号楼"),
+                ev("b", dlat_m=3000, minutes=1, address="浦东新区张江公寓7号楼"),
+                ev("v", status="needs_location", minutes=5, address="张江公寓3号楼门口"),
+            ],
+            [["a"], ["b"], ["v"]],
         ),
     ],
 )
@@ -185,3 +205,34 @@ def test_expiry_keeps_state_bounded() -> None:
 
 def test_distance_in_metres() -> None:
     assert distance_m(121.5, 31.2, 121.5, 31.2 + 100 * M) == pytest.approx(100, rel=1e-3)
+
+
+def test_a_district_only_report_that_opens_its_own_incident_gets_suggestions() -> None:
+    c = Correlator()
+    near = c.add(ev("a", address="浦东新区张江公寓5号楼"))
+    far = c.add(ev("b", dlat_m=3000, minutes=50, address="浦东新区仙霞新村6号楼"))
+    other = c.add(ev("c", "fire_smoke", dlat_m=1500))  # another family: never suggested
+    assert near is not None and far is not None and other is not None
+    change = c.add(ev("v", status="needs_location", minutes=5, address="浦东新区张江路口"))
+    assert change is not None and change.opened
+    assert change.incident.location_status == "needs_location"
+    mine = [s for s in change.suggestions if s.for_incident == change.incident.incident_id]
+    ids = [s.incident_id for s in mine]
+    assert ids == [near.incident.incident_id, far.incident.incident_id]  # nearer in time first
+    first = mine[0]
+    assert "same family flooding" in first.reasons and "5 min apart" in first.reasons
+    assert 0 < mine[1].score < first.score <= 1
+    # an incident opened later in the district is suggested to the district-only one too
+    later = c.add(ev("d", dlat_m=1500, minutes=8))
+    assert later is not None and later.opened
+    assert [(s.for_incident, s.incident_id) for s in later.suggestions] == [
+        (change.incident.incident_id, later.incident.incident_id)
+    ]
+
+
+def test_suggestions_are_capped_by_the_rules() -> None:
+    c = Correlator(rules=default_rules().model_copy(update={"suggestions": 1}))
+    for n in range(4):
+        c.add(ev(f"a{n}", dlat_m=1000 * n, minutes=n))
+    change = c.add(ev("v", status="needs_location", minutes=5))
+    assert change is not None and len(change.suggestions) == 1

@@ -22,7 +22,13 @@ from typing import Any
 
 from citybrain.correlation.core import Correlator
 from citybrain.schemas.events import CanonicalEvent, Location, RawRef
-from citybrain_tools.sim.scenario import ESTATES, PLACE_NAMES
+from citybrain_tools.sim.scenario import load_vocabulary
+
+_WORDS = load_vocabulary()
+PLACE_NAMES = [
+    a + b for a, b in zip(_WORDS["syllables"][::2], _WORDS["syllables"][1::2], strict=False)
+]
+ESTATES = _WORDS["estates"]
 
 REPORTS_PER_INCIDENT = 5
 DISTRICTS = [f"3101{n:02d}" for n in (1, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 17, 18, 20, 51)]

@@ -17,9 +17,12 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from citybrain.geo.address import Gazetteer
+import yaml
+
+from citybrain.geo.address import Gazetteer, GazetteerEntry
 from citybrain.geo.crs import from_wgs84
 from citybrain.geo.devices import Device, DeviceRegistry
 from citybrain.geo.index import GeoIndex
@@ -87,45 +90,7 @@ PROBLEMS = (
         "streetlight",
     ),
 )
-# What callers name a place by: a housing estate and building, or a landmark. Every caller
-# about one problem tends to name the same place; different problems, different places.
-PLACE_NAMES = (
-    "康桥",
-    "金桥",
-    "长寿",
-    "曹杨",
-    "彭浦",
-    "田林",
-    "古美",
-    "龙华",
-    "凉城",
-    "控江",
-    "延吉",
-    "鞍山",
-    "打浦",
-    "瑞金",
-    "天山",
-    "仙霞",
-    "北新泾",
-    "江宁",
-    "宜川",
-    "真如",
-    "桃浦",
-    "张江",
-    "花木",
-    "洋泾",
-    "塘桥",
-    "三林",
-    "梅陇",
-    "莘庄",
-    "七宝",
-    "江湾",
-    "五里桥",
-    "斜土",
-    "枫林",
-)
-ESTATES = ("新村", "花园", "小区", "公寓", "苑", "家园")
-LANDMARKS = ("小学", "菜场", "地铁站", "公交站", "超市", "幼儿园", "社区医院", "菜市场")
+#: the problem of another family a near-miss of a different family is about
 NEAR_MISS = {
     "flooding": "dark-street",
     "fire": "manhole",
@@ -133,6 +98,33 @@ NEAR_MISS = {
     "manhole": "flooding",
     "dark-street": "manhole",
 }
+VOCABULARY_FILE = Path(__file__).with_name("vocabulary.yaml")
+_CN = "零一二三四五六七八九"
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def load_vocabulary(path: Path = VOCABULARY_FILE) -> dict[str, Any]:
+    """How callers speak (`vocabulary.yaml`): kept apart from the correlator's rules."""
+    doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return doc
+
+
+def chinese(n: int) -> str:
+    """1..99 in Chinese numerals: 3 -> 三, 12 -> 十二, 25 -> 二十五."""
+    tens, ones = divmod(n, 10)
+    if tens == 0:
+        return _CN[ones]
+    return ("" if tens == 1 else _CN[tens]) + "十" + ("" if ones == 0 else _CN[ones])
+
+
+@dataclass(frozen=True)
+class Place:
+    """What the callers of one problem name: an estate and a building, or a road and a
+    house number (a name of the simulator's own making)."""
+
+    name: str  # 锦瑞花园, 祥泰路
+    number: int
+    estate: bool
 
 
 def _offset(lon: float, lat: float, metres: float, rng: random.Random) -> tuple[float, float]:
@@ -145,13 +137,6 @@ def _offset(lon: float, lat: float, metres: float, rng: random.Random) -> tuple[
 
 def _vendor_time(t: datetime, fmt: str) -> str:
     return (t + SH).strftime(fmt)
-
-
-def _place(rng: random.Random) -> str:
-    name = rng.choice(PLACE_NAMES)
-    if rng.random() < 0.6:
-        return f"{name}{rng.choice(ESTATES)}{rng.randint(1, 40)}号楼"
-    return f"{name}{rng.choice(LANDMARKS)}"
 
 
 def _phone(rng: random.Random) -> str:
@@ -169,8 +154,15 @@ class Scenario:
         malformed: float = 0.0,
         problem_share: float = 0.02,
         index: GeoIndex | None = None,
+        vocabulary: dict[str, Any] | None = None,
+        registered_share: float = 0.7,
     ) -> None:
         self.rng = random.Random(seed)
+        self.words = vocabulary or load_vocabulary()
+        self.names: set[str] = set()
+        #: the places of the run the city's address register knows (the others it does not)
+        self.register: list[GazetteerEntry] = []
+        self.registered_share = registered_share
         self.run = seed  # in every generated id, so runs with other seeds never collide
         self.index = index
         self.districts = {gazetteer.districts[name]: name for name in gazetteer.full_district_names}
@@ -265,12 +257,12 @@ class Scenario:
         lat: float,
         at: datetime,
         truth: dict[str, Any],
-        place: str | None = None,
+        place: Place | None = None,
     ) -> SimRecord:
         self.counter += 1
         ticket = f"SIM{self.run}-{at.strftime('%Y%m%d')}{self.counter:07d}"
         glon, glat = from_wgs84([lon], [lat], "GCJ-02")
-        with_coords = self.rng.random() < 0.7  # the desk geocoded most calls
+        with_coords = self.rng.random() < 0.6  # the desk geocoded 60% of the calls
         doc = {
             "ticketNo": ticket,
             "acceptTime": _vendor_time(at, "%Y-%m-%d %H:%M:%S"),
@@ -346,21 +338,64 @@ class Scenario:
                 for _ in range(self.rng.randint(1, 3)):
                     plon, plat = _offset(lon, lat, 120, self.rng)
                     records.append(self.lamp(plon, plat, at, truth))
-        place = _place(self.rng)
+        place = self.new_place(lon, lat)
         for _ in range(self.rng.randint(3, 7)):
             clon, clat = _offset(lon, lat, 300, self.rng)
             at = start + timedelta(minutes=self.rng.uniform(0, 40))
             records.append(self.call(kind, clon, clat, at, truth, place))
         return records, (lon, lat)
 
-    def _caller_address(self, lon: float, lat: float, place: str | None) -> str:
-        """What a caller gives as the address: the district and, most of the time, the place
-        everyone around calls it (a housing estate and building, a landmark); otherwise
-        something vague."""
+    def new_place(self, lon: float, lat: float) -> Place:
+        """A place at (lon, lat) of the simulator's own naming, never named twice in a run;
+        most go into the run's address register (`register`), the others are names the
+        city does not know."""
+        w = self.words
+        estate = self.rng.random() < 0.6
+        while True:
+            stem = "".join(self.rng.sample(w["syllables"], 2))
+            name = stem + self.rng.choice(w["estates"] if estate else w["roads"])
+            if name not in self.names:
+                self.names.add(name)
+                break
+        place = Place(name, self.rng.randint(1, 40 if estate else 999), estate)
+        district = self._district_of(lon, lat)
+        if district is not None and self.rng.random() < self.registered_share:
+            if estate:
+                self.register.append(GazetteerEntry("community", name, district, lon, lat))
+                numbered = GazetteerEntry("building", f"{name}{place.number}栋", district, lon, lat)
+            else:
+                line = ((lon - 0.003, lat - 0.001), (lon + 0.003, lat + 0.001))
+                self.register.append(GazetteerEntry("road", name, district, lon, lat, (), line))
+                numbered = GazetteerEntry("address", f"{name}{place.number}号", district, lon, lat)
+            self.register.append(numbered)
+        return place
+
+    def say(self, place: Place) -> str:
+        """How one caller names the place: the number in one of its spoken forms, or the
+        name alone, with the words around it; now and then a slip in the name."""
+        w, n = self.words, place.number
+        name = place.name
+        if self.rng.random() < w["typo_share"]:
+            slips = [c for c in name if c in w["homophones"]]
+            if slips:
+                c = self.rng.choice(slips)
+                name = name.replace(c, w["homophones"][c], 1)
+        forms = w["buildings"] if place.estate else w["houses"]
+        number = self.rng.choice(forms).format(
+            n=n, cn=chinese(n) if n < 100 else str(n), fw=str(n).translate(_FULL_WIDTH)
+        )
+        said = name + number if self.rng.random() < 0.8 else name
+        return self.rng.choice(w["before"]) + said + self.rng.choice(w["after"])
+
+    def _caller_address(self, lon: float, lat: float, place: Place | None) -> str:
+        """What a caller gives as the address: the district most of the time, and the place
+        everyone around names (most callers) or something that names no place."""
         district = self.districts.get(self._district_of(lon, lat) or "", "")
-        if place is not None and self.rng.random() < 0.85:
-            return district + place + self.rng.choice(["", "门口", "旁边", "附近"])
-        return district + self.rng.choice(["某小区门口", "附近马路上", "家楼下", "菜场旁边"])
+        if self.rng.random() < 0.3:
+            district = ""
+        if place is not None and self.rng.random() < 0.75:
+            return district + self.say(place)
+        return district + self.rng.choice(self.words["vague"])
 
     def _district_of(self, lon: float, lat: float) -> str | None:
         if self.index is None:
@@ -372,6 +407,27 @@ class Scenario:
         reg = self.registries["manhole-cover"]
         anchor = self.rng.choice(list(reg.devices.values()))  # urban, inside the city
         return _offset(anchor.lon, anchor.lat, 800, self.rng)
+
+    def near_miss(
+        self, number: int, kind: ProblemType, lon: float, lat: float, t0: datetime
+    ) -> list[SimRecord]:
+        """Callers about another problem nearby at the same time: half the time of the same
+        family 350-900 m away (one to three radii), else of another family on the street."""
+        same = self.rng.random() < 0.5
+        other = kind if same else next(p for p in PROBLEMS if p.name == NEAR_MISS[kind.name])
+        metres = self.rng.uniform(350, 900) if same else 150.0
+        angle = self.rng.uniform(0, 2 * math.pi)
+        nlat = lat + metres * math.cos(angle) / 111_320
+        nlon = lon + metres * math.sin(angle) / (111_320 * math.cos(math.radians(lat)))
+        pid = f"P{number:05d}-near-{other.name}"
+        truth = {"problem_id": pid, "category": other.category, "near_miss_of": number}
+        place = self.new_place(nlon, nlat)
+        calls = []
+        for _ in range(self.rng.randint(1, 3)):
+            clon, clat = _offset(nlon, nlat, 100, self.rng)
+            at = t0 + timedelta(minutes=self.rng.uniform(0, 20))
+            calls.append(self.call(other, clon, clat, at, truth, place))
+        return calls
 
     # --- the whole run -------------------------------------------------------------------
     def build(self, events: int, span: timedelta, end: datetime | None = None) -> list[SimRecord]:
@@ -385,21 +441,8 @@ class Scenario:
             t0 = start + (span - margin) * self.rng.random() if span > margin else start
             records, (lon, lat) = self.problem(number, kind, t0)
             out += records
-            if self.rng.random() < 0.3:  # a near-miss: another problem, same street, same time
-                other = next(p for p in PROBLEMS if p.name == NEAR_MISS[kind.name])
-                nlon, nlat = _offset(lon, lat, 150, self.rng)
-                pid = f"P{number:05d}-near-{other.name}"
-                at = t0 + timedelta(minutes=self.rng.uniform(0, 20))
-                out.append(
-                    self.call(
-                        other,
-                        nlon,
-                        nlat,
-                        at,
-                        {"problem_id": pid, "category": other.category, "near_miss_of": number},
-                        _place(self.rng),
-                    )
-                )
+            if self.rng.random() < 0.3:  # a near-miss: another problem, at the same time
+                out += self.near_miss(number, kind, lon, lat, t0)
         background = max(0, events - len(out))
         devices = [
             (feed, d)
