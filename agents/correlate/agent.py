@@ -69,7 +69,7 @@ def install(ctx: StageContext) -> None:
     def correlator() -> Correlator:
         """The correlator, rebuilt from the table the first time it is needed."""
         if "c" not in state:
-            c = Correlator(places=PlaceWords(ctx.gazetteer))
+            c = Correlator(places=PlaceWords(ctx.gazetteer), neighbours=ctx.pack.neighbours())
             count = restore(c, {str(k): v for k, v in cells.items() if v})
             log.info("correlation state restored", incidents=count)
             state["c"] = c

@@ -436,12 +436,15 @@ class Correlator:
         rules: Rules | None = None,
         place_names: Iterable[str] = (),
         places: PlaceWords | None = None,
+        neighbours: dict[str, set[str]] | None = None,
     ) -> None:
         """`places`: the named places of a caller's address (the city's register and
         gazetteer, and numbered places by their form); `place_names` is kept for callers
         that name the districts (a district's name is no evidence: not a named place)."""
         self.rules = rules or default_rules()
         self.places = places or PlaceWords()
+        #: district -> the districts it borders (a caller at a border may name either)
+        self.neighbours = neighbours or {}
         # incidents' arrays (`Incident.data`), by cell and by (district, family)
         self.by_cell: dict[str, list[array[int]]] = {}
         self.by_district: dict[tuple[str, str], list[array[int]]] = {}
@@ -680,6 +683,12 @@ class Correlator:
         own = opened.incident_id
         if e.location.district is not None:
             candidates = self._district_candidates(e, family, None)
+            for district in sorted(self.neighbours.get(e.location.district, ())):
+                candidates += [
+                    inc
+                    for inc in map(Incident, self.by_district.get((district, family.name), ()))
+                    if self._in_window(inc, e.observed_at, family)
+                ]
         elif self.places(e.location.address):  # no district: the incidents naming its place
             candidates = [
                 inc
@@ -712,8 +721,13 @@ class Correlator:
         gap = 0 if first <= at <= last else min(abs(at - first), abs(at - last))
         closeness = max(0.0, 1.0 - gap / window) if window else 0.0
         same_category = inc.category == e.category
+        reasons = [f"same family {family.name}"]
+        if inc.district == e.location.district:
+            reasons.append(f"same district {e.location.district}")
+        else:
+            reasons.append(f"neighbouring district {inc.district}")
+            closeness *= 0.8  # a border caller more often means their own district
         score = 0.5 * min(1, shared) + 0.3 * closeness + 0.2 * same_category
-        reasons = [f"same family {family.name}", f"same district {e.location.district}"]
         reasons.append(f"{round(gap / 60e6)} min apart")
         if same_category:
             reasons.append(f"same category {e.category}")

@@ -134,6 +134,19 @@ class CityPack:
     def layer_names(self) -> list[str]:
         return list(self.regions)
 
+    def neighbours(self) -> dict[str, set[str]]:
+        """Each district's code -> the codes of the districts it borders (within 50 m:
+        boundaries of different sources do not meet exactly)."""
+        districts = self.regions["district"]
+        grown = [r.geometry.buffer(0.0005) for r in districts]
+        out: dict[str, set[str]] = {r.code: set() for r in districts}
+        for i, a in enumerate(districts):
+            for j in range(i + 1, len(districts)):
+                if grown[i].intersects(districts[j].geometry):
+                    out[a.code].add(districts[j].code)
+                    out[districts[j].code].add(a.code)
+        return out
+
     def area(self) -> BaseGeometry:
         """The city: the union of its districts."""
         return shapely.union_all([r.geometry for r in self.regions["district"]])

@@ -117,7 +117,8 @@ def evaluate(
 ) -> Accuracy:
     """The correlator's figures on one simulated run (the pure pipeline, no Kafka)."""
     n_records, events, gazetteer = simulated_events(records_count, seed, hours, vocabulary)
-    correlator = Correlator(places=PlaceWords(gazetteer))
+    neighbours = load_pack("shanghai").neighbours()
+    correlator = Correlator(places=PlaceWords(gazetteer), neighbours=neighbours)
     predicted: dict[str, str] = {}
     truth: dict[str, str] = {}
     scored: dict[str, list[tuple[float, str]]] = {}  # district-only incident -> suggestions

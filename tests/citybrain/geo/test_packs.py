@@ -116,3 +116,17 @@ def test_the_city_s_names_come_from_its_pack() -> None:
     assert guiyang.strip_admin("林城云岩区北京路") == "北京路"  # a name from pack.yaml
     assert shanghai.strip_admin("上海市沪闵路") == "沪闵路"  # 沪 is not stripped
     assert guiyang.strip_admin("上海市浦东新区世纪大道") == "上海市浦东新区世纪大道"
+
+
+def test_every_district_has_neighbours_and_bordering_is_mutual(pack: CityPack) -> None:
+    neighbours = pack.neighbours()
+    assert set(neighbours) == {r.code for r in pack.regions["district"]}
+    alone = [code for code in neighbours if not neighbours[code]]
+    assert alone in ([], ["310151"])  # 崇明区 is an island
+    assert all(code in neighbours[other] for code in neighbours for other in neighbours[code])
+
+
+def test_known_borders() -> None:
+    assert "310115" in load_pack("shanghai").neighbours()["310101"]  # 黄浦 | 浦东, the river
+    assert "520103" in load_pack("guiyang").neighbours()["520102"]  # 南明 | 云岩
+    assert "520121" not in load_pack("guiyang").neighbours()["520102"]  # 南明 and 开阳: apart
