@@ -54,14 +54,20 @@ async def _plan_and_save(
         await conn.close()
 
 
-async def _claim(stack: Settings, now: datetime) -> set[str]:
-    """What an outbox would claim at `now` (rolled back: the stack's other rows stay due)."""
+async def _claimed(stack: Settings, now: datetime, keep: bool = True) -> dict[str, Outgoing]:
+    """What an outbox claims at `now`, committed (the lease counts) or, with `keep=False`,
+    rolled back (the stack's other rows stay due)."""
     conn: AsyncConnection[Any] = await AsyncConnection.connect(stack.conninfo())
     try:
-        async with conn.transaction(force_rollback=True):
-            return {i.message_id for i in await claim_deliveries(conn, now, 60.0, 100_000)}
+        async with conn.transaction(force_rollback=not keep):
+            return {i.message_id: i for i in await claim_deliveries(conn, now, 60.0, 100_000)}
     finally:
         await conn.close()
+
+
+async def _claim(stack: Settings, now: datetime) -> set[str]:
+    """The message ids an outbox would claim at `now` (rolled back)."""
+    return set(await _claimed(stack, now, keep=False))
 
 
 def test_a_plan_is_queued_once_and_leased_rows_wait_for_their_lease(stack: Settings) -> None:
@@ -88,16 +94,6 @@ def test_rows_queued_without_a_lease_are_due_at_once(stack: Settings) -> None:
     assert (
         asyncio.run(_claim(stack, datetime.now(UTC) + timedelta(seconds=1))) & ids == ids != set()
     )
-
-
-async def _claimed(stack: Settings, now: datetime) -> dict[str, Outgoing]:
-    """What an outbox claims at `now`, committed (the lease counts)."""
-    conn: AsyncConnection[Any] = await AsyncConnection.connect(stack.conninfo())
-    try:
-        async with conn.transaction():
-            return {i.message_id: i for i in await claim_deliveries(conn, now, 60.0, 100_000)}
-    finally:
-        await conn.close()
 
 
 def test_a_lease_that_ended_without_an_attempt_is_marked_lost(stack: Settings) -> None:
