@@ -800,17 +800,66 @@ class Correlator:
                 self.moved.update(inc.event_keys)
             self.hold(inc)
 
-    def set_status(self, incident_id: str, status: str) -> Incident | None:
-        """Record an incident's status from the dispatch stage (a resolved incident that
-        gets new reports within its window is reopened); None if it is not held."""
+    def find(self, incident_id: str) -> Incident | None:
+        """A held incident by id."""
         digest = _digest_of(incident_id)
         for members in self.by_cell.values():
             for data in members:
                 if data[_ID] == digest:
-                    inc = Incident(data)
-                    inc.status = status
-                    return inc
+                    return Incident(data)
         return None
+
+    def merge(self, source_id: str, target_id: str) -> Change | None:
+        """An operator accepted a suggestion: the source incident's reports join the
+        target, as if each had joined it when it came (counts, times, priority, devices,
+        named places, places, report keys in their order); the source is no longer held.
+        None when either is not held."""
+        source, target = self.find(source_id), self.find(target_id)
+        if source is None or target is None or source == target:
+            return None
+        self._remove(source)
+        data, counts = target.data, source.data[_COUNTS]
+        data[_COUNTS] += counts
+        data[_FIRST] = min(data[_FIRST], source.data[_FIRST])
+        data[_LAST] = max(data[_LAST], source.data[_LAST])
+        target.priority = min(target.priority, source.priority)
+        for device in source.device_keys:
+            target.add_device(device)
+        for signature in source.texts:
+            target.add_text(signature)
+        old = target.cell
+        points = source.points
+        for i in range(0, len(points), 2):
+            target.add_point(points[i], points[i + 1])
+        data.extend(source.event_keys)
+        if target.cell != old or (target.lon is not None and target.location_status != "located"):
+            _discard(self.by_cell[old], data)
+            if not self.by_cell[old]:
+                del self.by_cell[old]
+            self._release(target)
+            if target.lon is not None:
+                target.location_status = "located"
+            if target.cell != old:
+                self.vacated.add(old)
+                self.moved.update(target.event_keys)
+            self.hold(target)
+        return Change(target, opened=False)
+
+    def _remove(self, inc: Incident) -> None:
+        cell = inc.cell
+        _discard(self.by_cell[cell], inc.data)
+        if not self.by_cell[cell]:
+            del self.by_cell[cell]
+        self.vacated.add(cell)
+        self._release(inc)
+
+    def set_status(self, incident_id: str, status: str) -> Incident | None:
+        """Record an incident's status from the dispatch stage (a resolved incident that
+        gets new reports within its window is reopened); None if it is not held."""
+        inc = self.find(incident_id)
+        if inc is not None:
+            inc.status = status
+        return inc
 
     def expire(self, now: datetime) -> int:
         """Forget incidents quiet for twice their window (keeps the state bounded)."""

@@ -236,3 +236,28 @@ def test_suggestions_are_capped_by_the_rules() -> None:
         c.add(ev(f"a{n}", dlat_m=1000 * n, minutes=n))
     change = c.add(ev("v", status="needs_location", minutes=5))
     assert change is not None and len(change.suggestions) == 1
+
+
+def test_accepting_a_suggestion_gives_what_an_automatic_merge_gives() -> None:
+    from citybrain.correlation.state import to_json
+
+    located = ev("a", address="浦东新区锦绣苑3号楼")
+    vague = ev("v", status="needs_location", minutes=5, address="锦绣苑5号楼门口")
+    alone = Correlator()  # only one incident names 锦绣苑: the call joins it by itself
+    alone.add(located)
+    joined = alone.add(vague)
+    assert joined is not None and not joined.opened
+
+    two = Correlator()  # two incidents name it: the call opens its own, with suggestions
+    first = two.add(located)
+    two.add(ev("b", dlat_m=3000, minutes=1, address="浦东新区锦绣苑7号楼"))
+    opened = two.add(vague)
+    assert first is not None and opened is not None and opened.opened
+    target = first.incident.incident_id
+    mine = [s.incident_id for s in opened.suggestions if s.for_incident != target]
+    assert target in mine
+    merged = two.merge(opened.incident.incident_id, target)
+    assert merged is not None
+    assert to_json(merged.incident) == to_json(joined.incident)
+    assert two.find(opened.incident.incident_id) is None
+    assert two.add(vague) is None  # the merged report is still known: nothing again
