@@ -335,6 +335,15 @@ class Outgoing:
     def message_id(self) -> str:
         return self.delivery.delivery_id
 
+    @property
+    def may_be_there(self) -> bool:
+        """Whether the message may have reached its destination already: its last lease
+        ended with nothing recorded, or its last attempt timed out or lost its connection
+        (a broker that wrote it but whose answer never came)."""
+        last = self.delivery.last_error or ""
+        unanswered = self.delivery.status == "failed" and last.startswith(("timeout", "connection"))
+        return self.lease_lost or unanswered
+
 
 async def claim_deliveries(
     conn: AsyncConnection[Any], now: datetime, lease_s: float, limit: int

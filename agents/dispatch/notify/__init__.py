@@ -38,12 +38,13 @@ class Notifier(Protocol):
 
 
 async def send_once(notifier: Notifier, item: Outgoing, body: bytes) -> Outcome:
-    """Send a delivery, unless its last lease ended with no attempt recorded and the message
-    is at its destination already (its worker died after sending and before recording)."""
+    """Send a delivery, unless it may be at its destination already (its worker died after
+    sending and before recording, or the last attempt's answer never came) and it is."""
     name = item.delivery.destination.split(":", 1)[1]
-    if item.lease_lost and await notifier.found(name, item):
-        log.info("delivery found after a lost lease", message_id=item.message_id)
-        return Outcome.http(200, detail="at the destination already (lease lost)")
+    if item.may_be_there and await notifier.found(name, item):
+        why = "a lost lease" if item.lease_lost else "an unanswered attempt"
+        log.info(f"delivery found after {why}", message_id=item.message_id)
+        return Outcome.http(200, detail=f"at the destination already ({why})")
     return await notifier.send(name, item, body)
 
 
