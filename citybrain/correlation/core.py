@@ -434,15 +434,14 @@ class Correlator:
     def __init__(
         self,
         rules: Rules | None = None,
-        place_names: Iterable[str] = (),
         places: PlaceWords | None = None,
         neighbours: dict[str, set[str]] | None = None,
     ) -> None:
         """`places`: the named places of a caller's address (the city's register and
-        gazetteer, and numbered places by their form); `place_names` is kept for callers
-        that name the districts (a district's name is no evidence: not a named place)."""
+        gazetteer, and numbered places by their form)."""
         self.rules = rules or default_rules()
-        self.places = places or PlaceWords()
+        # a report's address is read once, however many candidates it is compared with
+        self.places = functools.lru_cache(maxsize=1024)(places or PlaceWords())
         #: district -> the districts it borders (a caller at a border may name either)
         self.neighbours = neighbours or {}
         # incidents' arrays (`Incident.data`), by cell and by (district, family)

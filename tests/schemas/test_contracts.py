@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 
 from citybrain.correlation.core import Correlator
+from citybrain.correlation.places import PlaceWords
 from citybrain.correlation.state import incident_message
 from citybrain.dispatch.plan import (
     Message,
@@ -50,7 +51,7 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 def test_incident_changes_of_the_sample_feeds_validate() -> None:
     pack = load_pack("shanghai")
     tagger = Geotagger(GeoIndex(pack), load_gazetteer(pack))
-    correlator = Correlator(place_names=load_gazetteer(pack).full_district_names)
+    correlator = Correlator(places=PlaceWords(load_gazetteer(pack)), neighbours=pack.neighbours())
     check = validator("incident.v1.json")
     changes: set[str] = set()
     for feed in load_feeds(BUILTIN_DIR):

@@ -4,6 +4,7 @@ correlator fed a simulated city twice."""
 from __future__ import annotations
 
 from citybrain.correlation.core import Correlator
+from citybrain.correlation.places import PlaceWords
 from citybrain_tools.accuracy import score, simulated_events
 
 
@@ -17,8 +18,8 @@ def test_pairwise_scores() -> None:
 def test_every_simulated_report_delivered_again_changes_nothing() -> None:
     """Idempotency without a global index: each repeated report finds its incident among
     the same candidates, whatever moved in between (a city's worth of reports, twice)."""
-    _, events, names = simulated_events(3000, 5, 3.0)
-    c = Correlator(place_names=names)
+    _, events, gazetteer = simulated_events(3000, 5, 3.0)
+    c = Correlator(places=PlaceWords(gazetteer))
     first = [c.add(e) for e, _ in events]
     assert sum(change is not None for change in first) > 100
     assert any(change is not None and not change.opened for change in first)  # fusion happened

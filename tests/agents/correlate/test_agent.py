@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from citybrain.correlation.core import Correlator
+from citybrain.correlation.places import PlaceWords
 from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
@@ -108,7 +109,10 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
         time.sleep(1)
     assert ours and len(stored) == len(ours), second.log()[-3000:]
 
-    reference = Correlator(place_names=load_gazetteer(load_pack("shanghai")).full_district_names)
+    shanghai = load_pack("shanghai")  # the correlator the agent builds
+    reference = Correlator(
+        places=PlaceWords(load_gazetteer(shanghai)), neighbours=shanghai.neighbours()
+    )
     expected: dict[str, str] = {}
     for e in events:  # the order the single correlate partition delivered them in
         try:

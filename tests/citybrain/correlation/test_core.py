@@ -56,7 +56,7 @@ def ev(
 
 
 def incidents(events: list[CanonicalEvent]) -> list[list[str]]:
-    c = Correlator(place_names=["浦东新区"])
+    c = Correlator()
     groups: dict[str, list[str]] = {}
     for e in events:
         change = c.add(e)

@@ -14,7 +14,7 @@ from tests.citybrain.correlation.test_core import T0, ev
 
 
 def _incident() -> Incident:
-    c = Correlator(place_names=["浦东新区"])
+    c = Correlator()
     c.add(ev("a", device="WL-1", address="浦东新区锦绣花园3号楼", severity=2, source="iot"))
     c.add(ev("b", dlat_m=40, minutes=5, address="锦绣花园3号楼门口"))
     change = c.add(ev("c", dlat_m=80, minutes=9, address="锦绣花园东门", source="open311"))
@@ -104,7 +104,7 @@ def test_the_highest_ids_and_the_coded_fields_keep_their_values() -> None:
 
 def test_restored_incidents_are_found_again() -> None:
     inc = _incident()
-    c = Correlator(place_names=["浦东新区"])
+    c = Correlator()
     assert restore(c, {inc.cell: [to_json(inc)]}) == 1
     assert c.add(ev("b", dlat_m=40, minutes=5, address="锦绣花园3号楼门口")) is None  # held
     change = c.add(ev("d", dlat_m=60, minutes=12))
