@@ -150,7 +150,7 @@ def _checked(
     for column in ("number", "building"):
         if row.get(column) and not row[column].isdigit():
             raise ConfigError(f"{where}: {column}: digits only, got {row[column]!r}")
-    if kind == "road" and len(coords) < 2 and not coords:
+    if kind == "road" and not coords:
         raise ConfigError(f"{where}: line: a road needs its line (or a point)")
     if kind != "road" and len(coords) != 1:
         raise ConfigError(f"{where}: lon, lat: a {kind} needs one point")

@@ -1,10 +1,11 @@
 """Kafka delivery: a task message on its department's topic `dispatch.<dept>.v1`, keyed
 by dispatch id, acknowledged by the broker within the delivery timeout.
 
-After a worker died between a send and its record, the next worker reads the topic from the
-delivery's creation for the message id before it sends again (`found`): a kill does not put
-a second copy on the department's topic. A lookup that fails or times out answers "not
-found", and the message goes again (at least once, never lost)."""
+When a message may be on the topic already (its worker died between a send and its record,
+or the broker's answer never came), the next attempt reads the topic from the delivery's
+creation for the message id before it sends again (`found`): a kill of the worker or of the
+broker does not put a second copy on the department's topic. A lookup that fails or times
+out answers "not found", and the message goes again (at least once, never lost)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class KafkaNotifier:
 
     def __init__(self, ctx: StageContext) -> None:
         self.timeout = ctx.settings.webhook_timeout
-        self.bootstrap = ctx.settings.kafka_bootstrap_servers
+        self.bootstrap = ctx.settings.kafka_bootstrap_list
         self.topics: dict[str, Any] = {
             name: topic(ctx.app, dispatch_topic_spec(name.split(".")[1]))
             for name in ctx.channels.kafka_topics()
@@ -77,19 +78,19 @@ class KafkaNotifier:
         return None
 
 
-async def message_on_topic(bootstrap: str, name: str, message_id: str, since_ms: int) -> bool:
+async def message_on_topic(bootstrap: list[str], name: str, message_id: str, since_ms: int) -> bool:
     """Whether a record with header `message-id` = `message_id` is on topic `name` at or after
     `since_ms` (read up to the end offsets taken at the start; every partition). Runs the
     kafka-python client in a thread: a rare lookup, off the worker's event loop."""
     return await asyncio.to_thread(_message_on_topic, bootstrap, name, message_id, since_ms)
 
 
-def _message_on_topic(bootstrap: str, name: str, message_id: str, since_ms: int) -> bool:
+def _message_on_topic(bootstrap: list[str], name: str, message_id: str, since_ms: int) -> bool:
     from kafka import KafkaConsumer, TopicPartition
 
     wanted = message_id.encode()
     consumer = KafkaConsumer(
-        bootstrap_servers=[h.strip() for h in bootstrap.split(",") if h.strip()],
+        bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
     )
@@ -107,6 +108,8 @@ def _message_on_topic(bootstrap: str, name: str, message_id: str, since_ms: int)
             if start is not None and start.offset < ends[tp]:
                 consumer.seek(tp, start.offset)
                 remaining.add(tp)
+        if not remaining:  # nothing written since: no need to wait for a fetch
+            return False
         consumer.pause(*(tp for tp in partitions if tp not in remaining))
         for record in consumer:  # ends after consumer_timeout_ms without records
             tp = TopicPartition(record.topic, record.partition)

@@ -49,7 +49,7 @@ def test_a_sent_message_is_found_by_its_id_and_no_other_is(
     )
     producer.flush()
     producer.close()
-    bootstrap = stack.kafka_bootstrap_servers
+    bootstrap = stack.kafka_bootstrap_list
 
     def on_topic(message_id: str, since_ms: int) -> bool:
         return asyncio.run(message_on_topic(bootstrap, department_topic, message_id, since_ms))
@@ -62,5 +62,5 @@ def test_a_sent_message_is_found_by_its_id_and_no_other_is(
 
 def test_a_topic_that_does_not_exist_holds_nothing(stack: Settings) -> None:
     name = f"dispatch.absent-{uuid.uuid4().hex[:8]}.v1"
-    found = asyncio.run(message_on_topic(stack.kafka_bootstrap_servers, name, "x", 0))
+    found = asyncio.run(message_on_topic(stack.kafka_bootstrap_list, name, "x", 0))
     assert found is False
