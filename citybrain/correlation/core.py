@@ -400,6 +400,11 @@ def _digest_of(incident_id: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _gap_us(a: array[int], b: array[int]) -> int:
+    """The time between two incidents' spans of reports (0 when they overlap)."""
+    return max(0, a[_FIRST] - b[_LAST], b[_FIRST] - a[_LAST])
+
+
 def text_key(word: str) -> int:
     """A named place as a 31-bit hash, the same in every process (signatures are stored)."""
     return zlib.crc32(word.encode()) & 0x7FFFFFFF
@@ -424,7 +429,8 @@ class Change:
     #: merge suggestions the change made: for a report placed only by its district that
     #: opened its own incident, the incidents it may belong to (most likely first); for any
     #: incident opened, the district-only incidents of its family and district that may be
-    #: the same problem
+    #: the same problem; for an incident that took in a report, the district-only incidents
+    #: that may belong to it, scored again (a pair's newest score replaces the older one)
     suggestions: tuple[Suggestion, ...] = ()
 
 
@@ -675,10 +681,9 @@ class Correlator:
 
     def suggest(self, e: CanonicalEvent, family: Family, opened: Incident) -> list[Suggestion]:
         """For an incident `e` opened: if it is placed only by its district, the open
-        incidents of its family in its district in the window it may belong to (with no
-        district: those naming a place it names); and the district-only incidents there
-        that may belong to it. Scored by the places their
-        reports share with `e`, the time between them and the category."""
+        incidents of its family in its district and the districts it borders that it may
+        belong to (with no district: those naming a place it names), the best few; and the
+        district-only incidents there that may belong to it."""
         own = opened.incident_id
         if e.location.district is not None:
             candidates = self._district_candidates(e, family, None)
@@ -702,37 +707,61 @@ class Correlator:
         for inc in candidates:
             if inc.incident_id == own:
                 continue
-            score, reasons = self._score(e, family, inc)
             if opened.location_status == "needs_location":
-                forward.append(Suggestion(own, inc.incident_id, score, reasons))
+                forward.append(self._suggestion(opened, inc, family))
             if inc.location_status == "needs_location":
-                backward.append(Suggestion(inc.incident_id, own, score, reasons))
+                backward.append(self._suggestion(inc, opened, family))
         forward.sort(key=lambda s: (-s.score, s.incident_id))
         return forward[: self.rules.suggestions] + backward
 
-    def _score(
-        self, e: CanonicalEvent, family: Family, inc: Incident
-    ) -> tuple[float, tuple[str, ...]]:
+    def rescore(self, grown: Incident, family: Family) -> list[Suggestion]:
+        """An incident took in a report: how it now stands as the incident each district-only
+        incident of its family nearby may belong to (more reports, a place found, a place
+        named that a district-only caller named). The stored suggestions are updated."""
+        district = grown.district
+        if district is None:
+            return []
         window = family.window_us
-        at = _us(e.observed_at)
-        shared = self._names_shared(e, inc)
-        first, last = inc.data[_FIRST], inc.data[_LAST]
-        gap = 0 if first <= at <= last else min(abs(at - first), abs(at - last))
+        out = []
+        for d in (district, *sorted(self.neighbours.get(district, ()))):
+            for data in self.unplaced.get((d, family.name), ()):
+                if data is grown.data or _gap_us(data, grown.data) > window:
+                    continue
+                out.append(self._suggestion(Incident(data), grown, family))
+        return out
+
+    def _suggestion(self, subject: Incident, candidate: Incident, family: Family) -> Suggestion:
+        """How likely the district-only incident `subject` is the problem of `candidate`,
+        and why: the places their reports name alike, the time between them, the category,
+        the district, and how many reports (and a place) back the candidate, as a score in
+        0..1."""
+        window = family.window_us
+        gap = _gap_us(subject.data, candidate.data)
         closeness = max(0.0, 1.0 - gap / window) if window else 0.0
-        same_category = inc.category == e.category
+        named = {w for t in subject.texts for w in t}
+        shared = bool(named & {w for t in candidate.texts for w in t})
+        same_category = candidate.category == subject.category
         reasons = [f"same family {family.name}"]
-        if inc.district == e.location.district:
-            reasons.append(f"same district {e.location.district}")
+        # a caller names the district they stand in; one across a border is less likely
+        nearness = 1.0
+        if candidate.district == subject.district:
+            reasons.append(f"same district {subject.district}")
         else:
-            reasons.append(f"neighbouring district {inc.district}")
-            closeness *= 0.8  # a border caller more often means their own district
-        score = 0.5 * min(1, shared) + 0.3 * closeness + 0.2 * same_category
+            reasons.append(f"neighbouring district {candidate.district}")
+            nearness = 0.75
         reasons.append(f"{round(gap / 60e6)} min apart")
+        # an incident many reports (or sensors) back is where more calls go; one that is
+        # itself a lone district-only call is the weakest anchor
+        reports, located = candidate.report_count, candidate.location_status == "located"
+        support = 0.5 * min(1.0, (reports - 1) / 4) + 0.5 * located
+        reasons.append(f"{reports} report(s)" + (", located" if located else ""))
         if same_category:
-            reasons.append(f"same category {e.category}")
+            reasons.append(f"same category {subject.category}")
         if shared:
-            reasons.append(f"{shared} named place(s) in common")
-        return round(score, 3), tuple(reasons)
+            reasons.append("a named place in common")
+        score = 0.45 * shared + 0.25 * closeness + 0.15 * same_category + 0.15 * support
+        score = round(score * nearness, 3)
+        return Suggestion(subject.incident_id, candidate.incident_id, score, tuple(reasons))
 
     # --- the operation -----------------------------------------------------------------------
     def add(self, e: CanonicalEvent) -> Change | None:
@@ -767,7 +796,10 @@ class Correlator:
             if reopened:
                 inc.status = "reopened"
         self._absorb(inc, e, key, placed_by_it=opened)
-        suggestions = tuple(self.suggest(e, family, inc)) if opened else ()
+        if opened:
+            suggestions = tuple(self.suggest(e, family, inc))
+        else:
+            suggestions = tuple(self.rescore(inc, family))
         return Change(inc, opened, reopened, suggestions)
 
     def _absorb(self, inc: Incident, e: CanonicalEvent, key: int, placed_by_it: bool) -> None:

@@ -103,10 +103,28 @@ def simulated_events(
             )
             states[topic].update(out.states)
             for e in out.events:
-                truth = records[e.raw_ref.offset].truth.get("problem_id") or f"solo:{e.event_id}"
-                events.append((e, truth))
+                events.append((e, records[e.raw_ref.offset].truth.get("problem_id") or ""))
     events.sort(key=lambda t: t[0].observed_at)
-    return len(records), events, gazetteer
+    return len(records), label_background(events), gazetteer
+
+
+def label_background(events: list[tuple[CanonicalEvent, str]]) -> list[tuple[CanonicalEvent, str]]:
+    """Events of no simulated problem (a background sensor crossing its threshold) are each
+    a problem of their own, except a clear: it ends its device's last alarm, the same
+    problem (time-ordered events in, labelled events out)."""
+    alarm_of: dict[str, str] = {}  # device -> the label of its last alarm
+    out = []
+    for e, problem in events:
+        device = e.location.device_id
+        if not problem:
+            if e.kind == "clear" and device in alarm_of:
+                problem = alarm_of.pop(device)
+            else:
+                problem = f"solo:{e.event_id}"
+                if device is not None:
+                    alarm_of[device] = problem
+        out.append((e, problem))
+    return out
 
 
 def evaluate(
@@ -121,7 +139,8 @@ def evaluate(
     correlator = Correlator(places=PlaceWords(gazetteer), neighbours=neighbours)
     predicted: dict[str, str] = {}
     truth: dict[str, str] = {}
-    scored: dict[str, list[tuple[float, str]]] = {}  # district-only incident -> suggestions
+    # district-only incident -> candidate -> its newest score (as the table keeps it)
+    scored: dict[str, dict[str, float]] = defaultdict(dict)
     opened_by: dict[str, str] = {}
     for e, problem in events:
         change = correlator.add(e)
@@ -133,7 +152,7 @@ def evaluate(
         if opened_alone and e.location.district is not None:  # by its district, not nowhere
             opened_by[change.incident.incident_id] = e.event_id
         for s in change.suggestions:
-            scored.setdefault(s.for_incident, []).append((s.score, s.incident_id))
+            scored[s.for_incident][s.incident_id] = s.score
     precision, recall, f1 = score(predicted, truth)
     located = {e.event_id for e, _ in events if e.location.status != "needs_location"} & set(
         predicted
@@ -141,7 +160,7 @@ def evaluate(
     lp, lr, lf = score({k: predicted[k] for k in located}, {k: truth[k] for k in located})
     top = correlator.rules.suggestions
     suggested = {
-        i: [c for _, c in sorted(found, reverse=True)[:top]] for i, found in scored.items()
+        i: sorted(found, key=lambda c: (-found[c], c))[:top] for i, found in scored.items()
     }
     hits, asked = suggestion_hits(predicted, truth, suggested, opened_by)
     return Accuracy(

@@ -261,3 +261,65 @@ def test_accepting_a_suggestion_gives_what_an_automatic_merge_gives() -> None:
     assert to_json(merged.incident) == to_json(joined.incident)
     assert two.find(opened.incident.incident_id) is None
     assert two.add(vague) is None  # the merged report is still known: nothing again
+
+
+def _score_of(change: object, subject: str, candidate: str) -> float:
+    (s,) = [
+        s
+        for s in change.suggestions  # type: ignore[attr-defined]
+        if s.for_incident == subject and s.incident_id == candidate
+    ]
+    return float(s.score)
+
+
+def test_a_suggestion_is_scored_again_when_its_incident_takes_in_reports() -> None:
+    c = Correlator()
+    vague = c.add(ev("v", status="needs_location", address="浦东新区丰庆家园3号楼门口"))
+    opened = c.add(ev("a", dlat_m=2000, minutes=2))
+    assert vague is not None and opened is not None
+    subject, target = vague.incident.incident_id, opened.incident.incident_id
+    first = _score_of(opened, subject, target)
+    # more reports back the incident: the same pair, a higher score
+    grown = c.add(ev("b", dlat_m=2050, minutes=3))
+    assert grown is not None and not grown.opened
+    more = _score_of(grown, subject, target)
+    assert more > first
+    # a caller of the incident names the place the district-only caller named
+    named = c.add(ev("c", dlat_m=2020, minutes=4, address="丰庆家园12号楼"))
+    assert named is not None and not named.opened
+    (s,) = [s for s in named.suggestions if s.for_incident == subject]
+    assert s.score > more and "a named place in common" in s.reasons
+
+
+@pytest.mark.parametrize(
+    ("candidate", "beats"),
+    [
+        # (what backs the incident suggested first, what backs the one after it)
+        ({"reports": 4}, {"reports": 1}),  # more reports
+        ({"reports": 1}, {"reports": 1, "district": "310104"}),  # its own district
+        ({"reports": 1}, {"reports": 1, "minutes": 40}),  # nearer in time
+    ],
+)
+def test_suggestions_rank_by_evidence(candidate: dict, beats: dict) -> None:
+    c = Correlator(neighbours={"310115": {"310104"}, "310104": {"310115"}})
+    ids: list[str] = []
+    for n, spec in enumerate((candidate, beats)):
+        opened = None
+        for r in range(spec["reports"]):
+            change = c.add(
+                ev(
+                    f"{n}-{r}",
+                    dlat_m=3000 * n + 10 * r,
+                    minutes=spec.get("minutes", 0),
+                    district=spec.get("district", "310115"),
+                )
+            )
+            assert change is not None
+            opened = opened or change
+        assert opened is not None
+        ids.append(opened.incident.incident_id)
+    vague = c.add(ev("v", status="needs_location", minutes=1, address="浦东新区路边"))
+    assert vague is not None
+    own = vague.incident.incident_id
+    mine = [s.incident_id for s in vague.suggestions if s.for_incident == own]
+    assert mine == ids

@@ -6,8 +6,13 @@ several sensors and callers within a radius and a time window (a burst water mai
 nearest gauges rise and 3-7 calls about flooding within 40 minutes and 300 m; a fire: a
 smoke alarm and calls about smoke; a gas leak; a tilted manhole cover; a dark street).
 Near-misses: a different problem on the same street at the same time, which must not be
-fused. A fraction of records can be malformed on request. Simulated time runs in the
-past and ends now, so nothing is "in the future" for the normaliser.
+fused; half of them of the same family, one to three of its family's radii away (the rules'
+radius is the scale of "apart", as the hotline issue defines a near-miss). Ground truth no
+one could tell apart is not generated: a problem is never placed within two radii of a
+problem of its family still open in the family's window (to anyone at the scene, and to
+the rules, that is the same problem). A fraction of records can be malformed on request.
+Simulated time runs in the past and ends now, so nothing is "in the future" for the
+normaliser.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from citybrain.correlation.core import distance_m
+from citybrain.correlation.rules import Rules, default_rules
 from citybrain.geo.address import Gazetteer, GazetteerEntry
 from citybrain.geo.crs import from_wgs84
 from citybrain.geo.devices import Device, DeviceRegistry
@@ -156,8 +163,12 @@ class Scenario:
         index: GeoIndex | None = None,
         vocabulary: dict[str, Any] | None = None,
         registered_share: float = 0.7,
+        rules: Rules | None = None,
     ) -> None:
         self.rng = random.Random(seed)
+        self.rules = rules or default_rules()
+        #: where and when each problem of a family is: (lon, lat, start)
+        self.placed: dict[str, list[tuple[float, float, datetime]]] = {}
         self.words = vocabulary or load_vocabulary()
         self.names: set[str] = set()
         #: the places of the run the city's address register knows (the others it does not)
@@ -315,7 +326,11 @@ class Scenario:
         if kind.sensor in ("water-level", "manhole-cover"):
             reg = self.registries[kind.sensor]
             device = self.rng.choice(
-                [d for d in reg.devices.values() if d.device_id not in self.busy]
+                [
+                    d
+                    for d in reg.devices.values()
+                    if d.device_id not in self.busy and self._apart(kind, d.lon, d.lat, start)
+                ]
             )
             self.busy.add(device.device_id)
             lon, lat = device.lon, device.lat
@@ -329,6 +344,10 @@ class Scenario:
                     records.append(self.manhole(device, at, 25 + self.rng.uniform(0, 10), t))
         else:
             lon, lat = self._random_point()
+            for _ in range(100):
+                if self._apart(kind, lon, lat, start):
+                    break
+                lon, lat = self._random_point()
             at = start + timedelta(minutes=self.rng.uniform(0, 3))
             if kind.sensor == "smoke-alarm":
                 records.append(self.smoke(lon, lat, at, truth))
@@ -338,12 +357,25 @@ class Scenario:
                 for _ in range(self.rng.randint(1, 3)):
                     plon, plat = _offset(lon, lat, 120, self.rng)
                     records.append(self.lamp(plon, plat, at, truth))
+        self.placed.setdefault(kind.category, []).append((lon, lat, start))
         place = self.new_place(lon, lat)
         for _ in range(self.rng.randint(3, 7)):
             clon, clat = _offset(lon, lat, 300, self.rng)
             at = start + timedelta(minutes=self.rng.uniform(0, 40))
             records.append(self.call(kind, clon, clat, at, truth, place))
         return records, (lon, lat)
+
+    def _apart(self, kind: ProblemType, lon: float, lat: float, start: datetime) -> bool:
+        """Whether a problem of `kind` at (lon, lat) from `start` is apart from every
+        problem of its family placed so far: two radii away, or out of its window (calls
+        come up to 40 minutes after a problem starts)."""
+        family = self.rules.family_of(kind.category)
+        span = family.window_td + timedelta(minutes=40)
+        return not any(
+            abs(start - at) <= span and distance_m(lon, lat, plon, plat) < 2 * family.radius_m
+            for category in family.categories
+            for plon, plat, at in self.placed.get(category, ())
+        )
 
     def new_place(self, lon: float, lat: float) -> Place:
         """A place at (lon, lat) of the simulator's own naming, never named twice in a run;
@@ -412,15 +444,17 @@ class Scenario:
         self, number: int, kind: ProblemType, lon: float, lat: float, t0: datetime
     ) -> list[SimRecord]:
         """Callers about another problem nearby at the same time: half the time of the same
-        family 350-900 m away (one to three radii), else of another family on the street."""
+        family one to three of its radii away, else of another family on the street."""
         same = self.rng.random() < 0.5
         other = kind if same else next(p for p in PROBLEMS if p.name == NEAR_MISS[kind.name])
-        metres = self.rng.uniform(350, 900) if same else 150.0
+        radius = self.rules.family_of(kind.category).radius_m
+        metres = self.rng.uniform(1, 3) * radius if same else 150.0
         angle = self.rng.uniform(0, 2 * math.pi)
         nlat = lat + metres * math.cos(angle) / 111_320
         nlon = lon + metres * math.sin(angle) / (111_320 * math.cos(math.radians(lat)))
         pid = f"P{number:05d}-near-{other.name}"
         truth = {"problem_id": pid, "category": other.category, "near_miss_of": number}
+        self.placed.setdefault(other.category, []).append((nlon, nlat, t0))
         place = self.new_place(nlon, nlat)
         calls = []
         for _ in range(self.rng.randint(1, 3)):
