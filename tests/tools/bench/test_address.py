@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from citybrain.geo.address import load_gazetteer
 from citybrain.geo.pack import load_pack
 from citybrain_tools.bench.address import Labelled, evaluate, load_sample, run_throughput
@@ -36,7 +38,8 @@ def test_a_wrong_district_is_counted() -> None:
     assert figures.wrong_district == 1 and figures.placed == 1  # it is in 310115
 
 
-def test_the_throughput_figures_come_from_a_register_of_the_size_asked() -> None:
-    speed = run_throughput("shanghai", 2_000, texts=300)
+@pytest.mark.parametrize("pack", ["shanghai", "guiyang"])
+def test_the_throughput_figures_come_from_a_register_of_the_size_asked(pack: str) -> None:
+    speed = run_throughput(pack, 2_000, texts=300)
     assert speed.register_entries == 2_000 and speed.texts == 300
     assert speed.placed_share > 0.5 and speed.texts_per_s > 0 and speed.matcher_mib > 0
