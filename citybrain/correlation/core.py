@@ -683,8 +683,24 @@ class Correlator:
         """For an incident `e` opened: if it is placed only by its district, the open
         incidents of its family in its district and the districts it borders that it may
         belong to (with no district: those naming a place it names), the best few; and the
-        district-only incidents there that may belong to it."""
-        own = opened.incident_id
+        district-only incidents there that may belong to it (`rescore`). Only district-only
+        incidents are looked at for the latter, so a located report costs no more than the
+        district-only incidents open around it."""
+        forward = []
+        if opened.location_status == "needs_location":
+            own = opened.incident_id
+            forward = [
+                self._suggestion(opened, inc, family)
+                for inc in self._suggestion_candidates(e, family)
+                if inc.incident_id != own
+            ]
+            forward.sort(key=lambda s: (-s.score, s.incident_id))
+        return forward[: self.rules.suggestions] + self.rescore(opened, family)
+
+    def _suggestion_candidates(self, e: CanonicalEvent, family: Family) -> list[Incident]:
+        """The incidents of the family in the window a district-only report may belong to:
+        in its district and those bordering it, or with no district, those naming a place
+        it names."""
         if e.location.district is not None:
             candidates = self._district_candidates(e, family, None)
             for district in sorted(self.neighbours.get(e.location.district, ())):
@@ -693,26 +709,16 @@ class Correlator:
                     for inc in map(Incident, self.by_district.get((district, family.name), ()))
                     if self._in_window(inc, e.observed_at, family)
                 ]
-        elif self.places(e.location.address):  # no district: the incidents naming its place
-            candidates = [
-                inc
-                for (_, name), members in self.by_district.items()
-                if name == family.name
-                for inc in map(Incident, members)
-                if self._in_window(inc, e.observed_at, family) and self._names_shared(e, inc)
-            ]
-        else:
+            return candidates
+        if not self.places(e.location.address):
             return []
-        forward, backward = [], []
-        for inc in candidates:
-            if inc.incident_id == own:
-                continue
-            if opened.location_status == "needs_location":
-                forward.append(self._suggestion(opened, inc, family))
-            if inc.location_status == "needs_location":
-                backward.append(self._suggestion(inc, opened, family))
-        forward.sort(key=lambda s: (-s.score, s.incident_id))
-        return forward[: self.rules.suggestions] + backward
+        return [
+            inc
+            for (_, name), members in self.by_district.items()
+            if name == family.name
+            for inc in map(Incident, members)
+            if self._in_window(inc, e.observed_at, family) and self._names_shared(e, inc)
+        ]
 
     def rescore(self, grown: Incident, family: Family) -> list[Suggestion]:
         """An incident took in a report: how it now stands as the incident each district-only
