@@ -21,7 +21,6 @@ from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
 from citybrain_tools.sim.scenario import Scenario
 
-
 #: where simulated time ends (the ids the simulator makes hold its times)
 END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
