@@ -12,7 +12,6 @@ token's rate gets 429 with Retry-After.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,15 +20,16 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citybrain.api import ops, store
+from citybrain.api.auth import Caller, operations_only, scope_of
 from citybrain.api.ratelimit import TokenBuckets
-from citybrain.api.tokens import Principal, parse
+from citybrain.api.tokens import Principal
 from citybrain.dispatch.plan import TRANSITIONS
 from citybrain.dispatch.routing import dispatch_files, load_routing
 from citybrain.schemas.commands import ExtendDeadlineCommand
@@ -155,6 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(NoNul)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(tasks_router, prefix=API_PREFIX)
+    from citybrain.api.incidents import router as incidents_router
+
+    app.include_router(incidents_router, prefix=API_PREFIX)
     from citybrain.api.open311_routes import router as open311_router
 
     app.include_router(open311_router, prefix="/open311/v2")
@@ -166,38 +169,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ops.install(app)  # /metrics, /readyz, /docs
 
     return app
-
-
-# --- auth --------------------------------------------------------------------------------------
-async def principal(request: Request) -> Principal:
-    """The caller, from `Authorization: Bearer cbt_...`; 401 otherwise; 429 over the rate."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    parsed = parse(token) if scheme.lower() == "bearer" else None
-    if parsed is None:
-        raise HTTPException(
-            401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"}
-        )
-    wait = request.app.state.buckets.take(parsed[0])
-    if wait > 0:
-        raise HTTPException(
-            429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))}
-        )
-    async with request.app.state.pool.connection() as conn:
-        who = await store.authenticate(conn, *parsed)
-    if who is None:
-        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    if who.role == "open311":
-        raise HTTPException(403, "an Open311 client key cannot use the department API")
-    return who
-
-
-Caller = Annotated[Principal, Depends(principal)]
-
-
-def _scope(who: Principal) -> str | None:
-    """The department whose tasks the caller may see (None: all, the operations center)."""
-    return None if who.role == "operations" else who.department
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -327,7 +298,7 @@ async def list_tasks(
     async with request.app.state.pool.connection() as conn:
         rows = await store.list_tasks(
             conn,
-            _scope(who),
+            scope_of(who),
             status=status,
             overdue=overdue,
             district=district,
@@ -345,7 +316,7 @@ async def list_tasks(
 
 async def _own_task(request: Request, who: Principal, dispatch_id: str) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn:
-        row = await store.get_task(conn, _scope(who), dispatch_id)
+        row = await store.get_task(conn, scope_of(who), dispatch_id)
     if row is None:
         raise HTTPException(404, "no such task")
     return row
@@ -449,11 +420,6 @@ async def request_extension(
     return Extension(**next(r for r in rows if r["extension_id"] == extension_id))
 
 
-def _operations(who: Principal) -> None:
-    if who.role != "operations":
-        raise HTTPException(403, "only the operations center decides extensions")
-
-
 @tasks_router.get("/extensions", response_model=list[Extension])
 async def list_extensions(
     request: Request,
@@ -461,7 +427,7 @@ async def list_extensions(
     status: Literal["pending", "approved", "denied"] | None = "pending",
 ) -> list[Extension]:
     """Extension requests (operations center only)."""
-    _operations(who)
+    operations_only(who, "only the operations center decides extensions")
     async with request.app.state.pool.connection() as conn:
         return [Extension(**r) for r in await store.list_extensions(conn, status)]
 
@@ -470,7 +436,7 @@ async def _decide(request: Request, who: Principal, extension_id: str, approve: 
     """Record the decision; an approval goes to the dispatch stage as a command (sent
     before the decision commits: a decision is never recorded without its command, and a
     command sent again is applied once)."""
-    _operations(who)
+    operations_only(who, "only the operations center decides extensions")
     actor = f"api:{who.token_id}"
     async with request.app.state.pool.connection() as conn, conn.transaction():
         row = await store.decide_extension(conn, extension_id, approve, actor)

@@ -33,6 +33,12 @@ class Principal:
     token_id: str
     role: Role
     department: str | None
+    label: str = ""  # whose token it is, as it was created (a person, a desk, a system)
+
+    @property
+    def actor(self) -> str:
+        """How the caller is recorded on what they decide: the token's label and id."""
+        return f"{self.label} (api:{self.token_id})" if self.label else f"api:{self.token_id}"
 
     def may_see(self, department: str) -> bool:
         return self.role == "operations" or (

@@ -1,0 +1,50 @@
+"""Who is calling the API: a bearer token (`Authorization: Bearer cbt_...`) checked against
+the stored hash, the token's rate enforced; what each role may see (a department its own
+tasks and incidents, the operations center everything)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from citybrain.api import store
+from citybrain.api.tokens import Principal, parse
+
+
+async def principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer cbt_...`; 401 otherwise; 429 over the rate."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    parsed = parse(token) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise HTTPException(
+            401, "a valid bearer token is needed", headers={"WWW-Authenticate": "Bearer"}
+        )
+    wait = request.app.state.buckets.take(parsed[0])
+    if wait > 0:
+        raise HTTPException(
+            429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+        )
+    async with request.app.state.pool.connection() as conn:
+        who = await store.authenticate(conn, *parsed)
+    if who is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    if who.role == "open311":
+        raise HTTPException(403, "an Open311 client key cannot use the department API")
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def scope_of(who: Principal) -> str | None:
+    """The department whose tasks the caller may see (None: all, the operations center)."""
+    return None if who.role == "operations" else who.department
+
+
+def operations_only(who: Principal, reason: str) -> None:
+    """403 with `reason` unless the caller is the operations center."""
+    if who.role != "operations":
+        raise HTTPException(403, reason)
