@@ -18,6 +18,8 @@ from citybrain.schemas.events import CanonicalEvent
 ROUTED = "citybrain.routed"
 #: the single correlation owner's key on correlate.v1
 CORRELATE_KEY = b"city"
+#: the `citybrain.message` header of an operator's command forwarded to correlate.v1
+COMMAND_KIND = b"command"
 
 
 async def publish_event(

@@ -1,10 +1,14 @@
-"""The correlate stage's store: incidents, reports and history in one transaction."""
+"""The correlate stage's store: incidents, reports, history, merge suggestions and the
+operators' commands it applied, in one transaction."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from psycopg.rows import dict_row
+
 from citybrain.correlation.batch import CorrelateOutput
+from citybrain.db.commands import UPSERT_COMMAND, command_row
 from citybrain.schemas.tables import (
     INCIDENT_HISTORY,
     INCIDENT_REPORTS,
@@ -12,22 +16,72 @@ from citybrain.schemas.tables import (
     MERGE_SUGGESTIONS,
 )
 from citybrain.settings import Settings
-from citybrain.streams.db import get_writer
+from citybrain.streams.db import get_pool, get_writer
 
 
-async def write_incidents(settings: Settings, out: CorrelateOutput) -> None:
+async def answered(settings: Settings, command_ids: list[str]) -> set[str]:
+    """Which of these commands were applied or refused already."""
+    if not command_ids:
+        return set()
+    pool = await get_pool(settings)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT command_id FROM operator_commands"
+            " WHERE command_id = ANY(%s) AND status <> 'accepted'",
+            (command_ids,),
+        )
+        return {r[0] for r in await cur.fetchall()}
+
+
+async def write_incidents(settings: Settings, out: CorrelateOutput) -> list[dict[str, Any]]:
     """Upsert the batch's rows. An incident's status belongs to the dispatch stage once it
-    is dispatched; this stage only sets it on a reopening."""
+    is dispatched; this stage only sets it on a reopening, and closes an incident merged
+    into another. Returns the rows of incidents placed while no longer held (their
+    incidents.v1 messages are made from them)."""
+    placed: list[dict[str, Any]] = []
 
-    async def reopen(conn: Any) -> None:
+    async def before_commit(conn: Any) -> None:
+        placed.clear()  # a transaction retried after a transient error starts again
         if out.reopened:
             await conn.execute(
                 "UPDATE incidents SET status = 'reopened' WHERE incident_id = ANY(%s)",
                 (out.reopened,),
             )
+        for source, target, _at in out.merged_away:
+            await conn.execute(
+                "UPDATE incidents SET status = 'closed', merged_into = %s, closed_at = now(),"
+                " updated_at = now(), version = version + 1 WHERE incident_id = %s",
+                (target, source),
+            )
+            await conn.execute(
+                "UPDATE incident_reports SET incident_id = %s WHERE incident_id = %s",
+                (target, source),
+            )
+        for incident_id, candidate_id, status, actor, at in out.decided:
+            await conn.execute(
+                "UPDATE incident_merge_suggestions SET status = %s, decided_by = %s,"
+                " decided_at = %s WHERE incident_id = %s AND candidate_id = %s",
+                (status, actor, at, incident_id, candidate_id),
+            )
+        async with conn.cursor(row_factory=dict_row) as cur:
+            for command, district in out.placed_unheld:
+                await cur.execute(
+                    "UPDATE incidents SET lon = %s, lat = %s, location_status = 'located',"
+                    " district = COALESCE(%s, district), updated_at = now(),"
+                    " version = version + 1 WHERE incident_id = %s RETURNING *",
+                    (command.lon, command.lat, district, command.incident_id),
+                )
+                row = await cur.fetchone()
+                if row is not None:
+                    placed.append(row)
+        if out.commands:
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    UPSERT_COMMAND, [command_row(c, status, r) for c, status, r in out.commands]
+                )
 
     writer = await get_writer(settings)
-    writer.before_commit = reopen
+    writer.before_commit = before_commit
     await writer.write_many(
         [
             (INCIDENTS, out.incidents),
@@ -36,3 +90,4 @@ async def write_incidents(settings: Settings, out: CorrelateOutput) -> None:
             (MERGE_SUGGESTIONS, out.suggestions),
         ]
     )
+    return placed

@@ -19,7 +19,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from citybrain.db.commands import UPSERT_COMMAND, command_row
 from citybrain.dispatch.batch import DispatchPlans, incident_view, plan_batch, status_report
+from citybrain.dispatch.commands import (
+    plan_assign,
+    plan_callback,
+    plan_close,
+    plan_reopen,
+    plan_urge,
+)
 from citybrain.dispatch.extension import plan_extension
 from citybrain.dispatch.outbox import Attempt, Delivery
 from citybrain.dispatch.plan import (
@@ -30,10 +38,26 @@ from citybrain.dispatch.plan import (
     plan_escalations,
     plan_status,
 )
-from citybrain.schemas.commands import ExtendDeadlineCommand
+from citybrain.schemas.commands import (
+    AssignCommand,
+    CallbackCommand,
+    CloseCommand,
+    ExtendDeadlineCommand,
+    ReopenCommand,
+    UrgeCommand,
+)
 from citybrain.schemas.dispatch_status import StatusReportModel
 from citybrain.streams.retry import TRANSIENT
 
+DispatchCommand = (
+    ExtendDeadlineCommand
+    | AssignCommand
+    | UrgeCommand
+    | CloseCommand
+    | ReopenCommand
+    | CallbackCommand
+)
+#: the tasks' columns, in the order the store reads and writes them
 TASK_COLUMNS = (
     "dispatch_id",
     "incident_id",
@@ -116,7 +140,8 @@ async def incident_row(conn: AsyncConnection[Any], incident_id: str) -> dict[str
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT incident_id, category, priority, status, first_seen, last_seen,"
-            " reports_total, district, lon, lat, location_status, report_counts AS reports"
+            " reports_total, district, lon, lat, location_status, report_counts AS reports,"
+            " callback"
             " FROM incidents WHERE incident_id = %s",
             (incident_id,),
         )
@@ -214,7 +239,18 @@ async def save_plan(
             " WHERE incident_id = %s AND status <> %s",
             (plan.incident_status, incident_id, plan.incident_status),
         )
+    if incident_id is not None and plan.incident_fields:
+        fields = {k: v for k, v in plan.incident_fields.items() if k in INCIDENT_FIELDS}
+        sets = ", ".join(f"{k} = %s" for k in fields)
+        await conn.execute(
+            f"UPDATE incidents SET {sets}, updated_at = now() WHERE incident_id = %s",
+            (*fields.values(), incident_id),
+        )
     return queued
+
+
+#: the incident columns a plan may set besides its status (an operator's decisions)
+INCIDENT_FIELDS = frozenset({"verification", "callback", "closed_at"})
 
 
 # --- the stage's transactions ------------------------------------------------------------
@@ -298,24 +334,80 @@ async def apply_status_report(
     return plan, task.incident_id, incident.status if incident else None
 
 
-async def apply_extension(
-    pool: AsyncConnectionPool, command: ExtendDeadlineCommand, now: datetime
-) -> Plan:
-    """Apply an approved deadline extension to its task (idempotent)."""
+async def apply_command(
+    pool: AsyncConnectionPool,
+    command: DispatchCommand,
+    ctx: DispatchContext,
+    destinations: Destinations,
+    max_attempts: int,
+    now: datetime,
+) -> tuple[Plan, str | None, str | None]:
+    """Apply one operator's task command in one transaction, answered in
+    `operator_commands` in the same one: the plan, the incident and its status before.
+    Raises `UnknownDispatch` / `LookupError` for a task or incident that does not exist,
+    `CommandRefused` when the state does not allow it (the caller records the refusal)."""
     async with pool.connection() as conn, conn.transaction():
-        task = await task_by_id(conn, command.dispatch_id)
-        if task is None:
-            raise UnknownDispatch(f"no dispatch {command.dispatch_id}")
-        plan = plan_extension(
-            task,
-            command.resolve_deadline,
-            command.actor,
-            f"extension {command.command_id}: {command.reason}",
-            command.at,
-            now,
+        if isinstance(command, ExtendDeadlineCommand | UrgeCommand):
+            task = await task_by_id(conn, command.dispatch_id)
+            if task is None:
+                raise UnknownDispatch(f"no task {command.dispatch_id}")
+            incident_id = task.incident_id
+            if isinstance(command, UrgeCommand):
+                plan = plan_urge(command, task, now)
+            else:
+                plan = plan_extension(
+                    task,
+                    command.resolve_deadline,
+                    command.actor,
+                    f"extension {command.command_id}: {command.reason}",
+                    command.at,
+                    now,
+                )
+            before = None
+        else:
+            incident_id = command.incident_id
+            row = await incident_row(conn, incident_id)
+            if row is None:
+                raise LookupError(f"no incident {incident_id}")
+            incident = incident_view(row)
+            before = incident.status
+            tasks = (await tasks_of_incidents(conn, [incident_id]))[incident_id]
+            if isinstance(command, AssignCommand):
+                plan = plan_assign(command, incident, tasks, ctx, now)
+            elif isinstance(command, CloseCommand):
+                plan = plan_close(command, incident, tasks, row["callback"], now)
+            elif isinstance(command, ReopenCommand):
+                plan = plan_reopen(command, incident, tasks, ctx, now)
+            else:
+                plan = plan_callback(command, incident, tasks, ctx, now)
+        await save_plan(conn, plan, incident_id, destinations, max_attempts)
+        answer = command_row(command, "applied", summary(plan), incident_id)
+        await conn.execute(UPSERT_COMMAND, answer)
+    return plan, incident_id, before
+
+
+async def refuse_command(pool: AsyncConnectionPool, command: Any, reason: str) -> None:
+    """Answer a command `refused`, with the reason."""
+    async with pool.connection() as conn:
+        await conn.execute(UPSERT_COMMAND, command_row(command, "refused", reason))
+
+
+async def command_answered(pool: AsyncConnectionPool, command_id: str) -> bool:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT 1 FROM operator_commands WHERE command_id = %s AND status <> 'accepted'",
+            (command_id,),
         )
-        await save_plan(conn, plan, None, lambda _department: (), 0)
-    return plan
+        return await cur.fetchone() is not None
+
+
+def summary(plan: Plan) -> str:
+    """What a command changed, in a few words (`operator_commands.result`)."""
+    parts = [f"{h.status} {h.department}" for h in plan.history]
+    if plan.incident_status:
+        parts.append(f"incident {plan.incident_status}")
+    parts += [f"{k} {v}" for k, v in plan.incident_fields.items() if v is not None]
+    return "; ".join(parts) or "nothing to change"
 
 
 # --- the outbox ----------------------------------------------------------------------------

@@ -158,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from citybrain.api.incidents import router as incidents_router
 
     app.include_router(incidents_router, prefix=API_PREFIX)
+    from citybrain.api.commands import router as commands_router
+
+    app.include_router(commands_router, prefix=API_PREFIX)
     from citybrain.api.open311_routes import router as open311_router
 
     app.include_router(open311_router, prefix="/open311/v2")

@@ -194,6 +194,10 @@ async def incident_timeline(conn: AsyncConnection[Any], incident_id: str) -> lis
             SELECT at, 'task', status, department, actor, note
               FROM dispatch_history WHERE incident_id = %(id)s
             UNION ALL
+            SELECT requested_at, 'command', command || ' ' || status, NULL, actor,
+                   concat_ws(' => ', reason, result)
+              FROM operator_commands WHERE incident_id = %(id)s
+            UNION ALL
             SELECT a.at, 'delivery', a.outcome || ' ' || o.kind, o.department, NULL,
                    concat_ws(' ', a.destination, 'attempt ' || a.attempt,
                              'HTTP ' || a.status_code, a.error)

@@ -2,23 +2,29 @@
 joins or reopens, the rows to store, the incident messages to send and the table cells to
 write. No Kafka, no database: the agent stores and sends what this returns.
 
-A batch holds canonical events and incident-status messages (from the dispatch stage) in
+A batch holds canonical events, incident-status messages (from the dispatch stage) and
+operators' commands the correlation owner applies (place, merge, dismiss a suggestion) in
 arrival order. An item the correlator refuses is handed back as a failure with its
-reason; the rest of the batch goes on."""
+reason; a command it cannot apply is answered `refused` with the reason; the rest of the
+batch goes on."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from citybrain.correlation.core import Correlator, Incident
 from citybrain.correlation.state import incident_message, incident_row, to_json
+from citybrain.schemas.commands import DismissSuggestionCommand, MergeCommand, PlaceCommand
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import IncidentStatusModel
 
-Item = CanonicalEvent | IncidentStatusModel
+CorrelationCommand = PlaceCommand | MergeCommand | DismissSuggestionCommand
+Item = CanonicalEvent | IncidentStatusModel | CorrelationCommand
+#: the district of a point (the city pack's index)
+Locate = Callable[[float, float], str | None]
 
 
 @dataclass
@@ -30,23 +36,48 @@ class CorrelateOutput:
     history: list[tuple[Any, ...]] = field(default_factory=list)  # rows of INCIDENT_HISTORY
     suggestions: list[tuple[Any, ...]] = field(default_factory=list)  # of MERGE_SUGGESTIONS
     reopened: list[str] = field(default_factory=list)  # incidents whose status to reset
+    #: commands answered: (command, "applied" | "refused", what came of it)
+    commands: list[tuple[CorrelationCommand, str, str]] = field(default_factory=list)
+    #: suggestions decided: (incident, candidate, "accepted" | "dismissed", actor, at)
+    decided: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
+    #: incidents closed as merged into another: (incident, into, at)
+    merged_away: list[tuple[str, str, datetime]] = field(default_factory=list)
+    #: placements of incidents the correlator no longer holds (their rows are updated):
+    #: (command, district)
+    placed_unheld: list[tuple[PlaceCommand, str | None]] = field(default_factory=list)
     messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # incidents.v1
     cells: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # the table
     failures: list[tuple[int, str, Exception]] = field(default_factory=list)  # index, reason
 
     @property
     def stores_rows(self) -> bool:
-        return bool(self.incidents)
+        return bool(self.incidents or self.commands)
 
 
-def correlate_batch(c: Correlator, items: Sequence[Item], now: datetime) -> CorrelateOutput:
-    """Apply a batch to the correlator; what to store, send and checkpoint."""
+def correlate_batch(
+    c: Correlator,
+    items: Sequence[Item],
+    now: datetime,
+    locate: Locate | None = None,
+    done: Collection[str] = (),
+) -> CorrelateOutput:
+    """Apply a batch to the correlator; what to store, send and checkpoint. `locate`: the
+    district of a point an operator placed an incident at; `done`: ids of commands answered
+    already (a redelivered command changes nothing)."""
     out = CorrelateOutput()
     touched: dict[str, Incident] = {}
-    first_change: dict[str, str] = {}  # incident -> opened / reopened / merged
+    first_change: dict[str, str] = {}  # incident -> opened / reopened / merged / placed
     taken_in: dict[str, list[str]] = {}  # incident -> the reports it took in this batch
     statuses: list[Incident] = []
+    extra: list[tuple[str, dict[str, Any]]] = []  # messages of incidents no longer held
     for index, item in enumerate(items):
+        if isinstance(item, PlaceCommand | MergeCommand | DismissSuggestionCommand):
+            if item.command_id not in done:
+                try:
+                    _command(c, item, locate, out, touched, first_change, extra)
+                except Exception as exc:  # a bug must not stop the single owner
+                    out.commands.append((item, "refused", f"internal error: {exc}"))
+            continue
         if isinstance(item, IncidentStatusModel):
             try:
                 held = c.set_status(item.incident_id, item.status)
@@ -95,11 +126,83 @@ def correlate_batch(c: Correlator, items: Sequence[Item], now: datetime) -> Corr
             for cell in dirty
         }
     # one message per incident and batch, carrying its state after the batch
-    out.messages = [
+    out.messages = extra + [
         (
             inc.incident_id,
-            incident_message(inc, first_change[inc.incident_id], taken_in[inc.incident_id]),
+            incident_message(inc, first_change[inc.incident_id], taken_in.get(inc.incident_id, [])),
         )
         for inc in touched.values()
     ]
     return out
+
+
+def _command(
+    c: Correlator,
+    command: CorrelationCommand,
+    locate: Locate | None,
+    out: CorrelateOutput,
+    touched: dict[str, Incident],
+    first_change: dict[str, str],
+    extra: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Apply one operator's command to the correlator and say what to store and send."""
+    at = command.at
+    if isinstance(command, DismissSuggestionCommand):
+        decided = (command.incident_id, command.candidate_id, "dismissed", command.actor, at)
+        out.decided.append(decided)
+        out.commands.append((command, "applied", "suggestion dismissed"))
+        return
+    if isinstance(command, PlaceCommand):
+        district = locate(command.lon, command.lat) if locate else None
+        change = c.place(command.incident_id, command.lon, command.lat, district)
+        if change is None:  # quiet for long: not held any more, its row is placed
+            out.placed_unheld.append((command, district))
+            out.commands.append((command, "applied", f"placed in {district or 'no district'}"))
+            return
+        inc = change.incident
+        touched[inc.incident_id] = inc
+        first_change.setdefault(inc.incident_id, "placed")
+        out.history.append(_history_row(inc, at, "placed"))
+        out.commands.append((command, "applied", f"placed in {district or 'no district'}"))
+        return
+    source, target = c.find(command.incident_id), c.find(command.into)
+    if command.incident_id == command.into:
+        out.commands.append((command, "refused", "an incident cannot be merged into itself"))
+        return
+    if source is None or target is None:
+        missing = command.incident_id if source is None else command.into
+        out.commands.append((command, "refused", f"{missing} is not open in correlation any more"))
+        return
+    if source.family != target.family:
+        out.commands.append(
+            (command, "refused", f"{source.family} and {target.family} are other families")
+        )
+        return
+    away = Incident(source.data)  # its view, kept after the correlator lets it go
+    change = c.merge(command.incident_id, command.into)
+    assert change is not None
+    inc = change.incident
+    touched.pop(away.incident_id, None)
+    touched[inc.incident_id] = inc
+    first_change.setdefault(inc.incident_id, "merged")
+    away.status = "closed"
+    gone = incident_message(away, "merged_away", [])
+    extra.append((away.incident_id, {**gone, "merged_into": inc.incident_id}))
+    out.merged_away.append((away.incident_id, inc.incident_id, at))
+    out.decided.append((away.incident_id, inc.incident_id, "accepted", command.actor, at))
+    out.history.append(_history_row(away, at, "merged_away"))
+    out.history.append(_history_row(inc, at, "absorbed"))
+    out.commands.append((command, "applied", f"merged into {inc.incident_id}"))
+
+
+def _history_row(inc: Incident, at: datetime, change: str) -> tuple[Any, ...]:
+    return (
+        inc.incident_id,
+        at,
+        change,
+        inc.status,
+        inc.category,
+        inc.district,
+        inc.priority,
+        sum(inc.reports.values()),
+    )

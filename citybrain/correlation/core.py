@@ -350,6 +350,15 @@ class Incident:
         self._insert(_BODY + points, [_pack(lon, lat)], 1)
         return True
 
+    def put_place(self, lon: float, lat: float) -> None:
+        """Make (lon, lat) the incident's place (an operator placed it): first of its kept
+        places, the last one dropped when MAX_POINTS are kept."""
+        points, _, _ = self._sizes()
+        if points >= MAX_POINTS:
+            del self.data[_BODY + points - 1]
+            self.data[_SIZES] -= 1
+        self._insert(_BODY, [_pack(lon, lat)], 1)
+
     def add_device(self, device_key: int) -> None:
         points, devices, _ = self._sizes()
         if devices < 0xFF and not self.has_device(device_key):
@@ -838,8 +847,11 @@ class Correlator:
             self.hold(inc)
 
     def find(self, incident_id: str) -> Incident | None:
-        """A held incident by id."""
-        digest = _digest_of(incident_id)
+        """A held incident by id (None for one not held, or an id this stage never makes)."""
+        try:
+            digest = _digest_of(incident_id)
+        except ValueError:
+            return None
         for members in self.by_cell.values():
             for data in members:
                 if data[_ID] == digest:
@@ -882,6 +894,29 @@ class Correlator:
             self.hold(target)
         return Change(target, opened=False)
 
+    def place(
+        self, incident_id: str, lon: float, lat: float, district: str | None
+    ) -> Change | None:
+        """An operator placed an incident (a point on the map, a register entry): it is
+        located there from now on, in that point's district, and found by the reports that
+        come near it. None when it is not held."""
+        inc = self.find(incident_id)
+        if inc is None:
+            return None
+        old = inc.cell
+        _discard(self.by_cell[old], inc.data)
+        if not self.by_cell[old]:
+            del self.by_cell[old]
+        self._release(inc)
+        inc.put_place(lon, lat)
+        inc.location_status = "located"
+        inc.district = district or inc.district
+        if inc.cell != old:
+            self.vacated.add(old)
+            self.moved.update(inc.event_keys)
+        self.hold(inc)
+        return Change(inc, opened=False)
+
     def _remove(self, inc: Incident) -> None:
         cell = inc.cell
         _discard(self.by_cell[cell], inc.data)
@@ -892,7 +927,9 @@ class Correlator:
 
     def set_status(self, incident_id: str, status: str) -> Incident | None:
         """Record an incident's status from the dispatch stage (a resolved incident that
-        gets new reports within its window is reopened); None if it is not held."""
+        gets new reports within its window is reopened); None if it is not held. Raises
+        ValueError for an id this stage never makes."""
+        _digest_of(incident_id)
         inc = self.find(incident_id)
         if inc is not None:
             inc.status = status

@@ -41,7 +41,13 @@ READER_RELATIONS: frozenset[str] = DASHBOARD_RELATIONS | MAP_AND_AGGREGATES
 #: Tables holding personal data or secrets (callers' numbers, citizens' requests, API
 #: tokens, departments' free-text requests): never granted, revoked from PUBLIC too.
 PERSONAL_TABLES: frozenset[str] = frozenset(
-    {"personal_contacts", "open311_requests", "api_tokens", "deadline_extensions"}
+    {
+        "personal_contacts",
+        "open311_requests",
+        "api_tokens",
+        "deadline_extensions",
+        "operator_commands",
+    }
 )
 
 

@@ -60,6 +60,7 @@ class IncidentView:
     lat: float | None = None
     location_status: str = "located"
     reports: Mapping[str, int] = field(default_factory=dict)
+    merged_into: str | None = None  # closed as the same problem as this incident
 
     @classmethod
     def from_message(cls, m: Mapping[str, Any]) -> IncidentView:
@@ -76,6 +77,7 @@ class IncidentView:
             lat=m.get("lat"),
             location_status=str(m.get("location_status", "located")),
             reports=dict(m.get("reports") or {}),
+            merged_into=m.get("merged_into"),
         )
 
 
@@ -148,12 +150,15 @@ class Plan:
     history: list[HistoryEntry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     incident_status: str | None = None  # the incident's status after this, when it changed
+    #: other incident columns an operator's decision sets (verification, callback, closed_at)
+    incident_fields: dict[str, Any] = field(default_factory=dict)
 
     def extend(self, other: Plan) -> None:
         self.tasks += other.tasks
         self.history += other.history
         self.messages += other.messages
         self.incident_status = other.incident_status or self.incident_status
+        self.incident_fields.update(other.incident_fields)
 
 
 @dataclass(frozen=True)
@@ -193,11 +198,29 @@ def plan_incident(
 ) -> Plan:
     """Create the tasks an incident's route asks for that do not exist yet; update the open
     ones (report count, a raised priority tightens the deadlines); reopen resolved ones when
-    the incident was reopened. `existing`: the incident's tasks by department."""
+    the incident was reopened. An incident closed as merged into another has its open
+    tasks cancelled (the other's tasks carry on). A task the operations center held only
+    because no route fitted is cancelled once one does (an incident placed by an operator).
+    `existing`: the incident's tasks by department."""
+    if incident.status == "closed":
+        return _cancel_open(incident, existing, now)
     plan = Plan()
     rejected = frozenset(d for d, t in existing.items() if t.status == "rejected")
     decision = ctx.routing.route(ctx.facts(incident), exclude=rejected)
     roles = {decision.lead: "lead", **{h: "helper" for h in decision.helpers}}
+    center = existing.get(ctx.routing.operations_center)
+    if (
+        center is not None
+        and center.status in OPEN
+        and center.route != "manual"  # one an operator gave it stays
+        and not decision.fallback
+        and ctx.routing.operations_center not in roles
+    ):
+        done = replace(center, status="cancelled", updated_at=now, next_action_at=None)
+        plan.tasks.append(done)
+        plan.history.append(_history(done, now, "cancelled", note=f"routed to {decision.lead}"))
+        plan.messages.append(_message(done, f"handed-{decision.lead}", "task.cancelled"))
+        existing = {**existing, done.department: done}
     for department, role in roles.items():
         task = existing.get(department)
         if task is None:
@@ -209,6 +232,22 @@ def plan_incident(
             plan.extend(_update(task, incident, ctx, now))
     tasks = {**existing, **{t.department: t for t in plan.tasks}}
     plan.incident_status = incident_status(tasks.values(), incident.status)
+    return plan
+
+
+def _cancel_open(incident: IncidentView, existing: Mapping[str, Task], now: datetime) -> Plan:
+    """A closed incident's open tasks, cancelled; their departments told why."""
+    why = f"merged into {incident.merged_into}" if incident.merged_into else "incident closed"
+    plan = Plan(incident_status="closed")
+    for task in existing.values():
+        if task.status in OPEN:
+            done = replace(
+                task, status="cancelled", updated_at=now, next_action_at=None, reason=why
+            )
+            plan.tasks.append(done)
+            plan.history.append(_history(done, now, "cancelled", note=why))
+            extra = {"merged_into": incident.merged_into} if incident.merged_into else None
+            plan.messages.append(_message(done, "cancelled", "task.cancelled", extra=extra))
     return plan
 
 

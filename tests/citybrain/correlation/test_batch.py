@@ -8,6 +8,7 @@ from typing import Any
 
 from citybrain.correlation.batch import correlate_batch
 from citybrain.correlation.core import Correlator
+from citybrain.schemas.commands import DismissSuggestionCommand, MergeCommand, PlaceCommand
 from citybrain.schemas.incident_status import IncidentStatusModel
 from tests.citybrain.correlation.test_core import T0, ev
 
@@ -80,3 +81,81 @@ def test_a_district_only_report_that_opens_its_own_incident_gives_suggestion_row
     located, alone = (m[0] for m in out.messages)
     assert (for_incident, candidate) == (alone, located)
     assert 0 < score <= 1 and "same family flooding" in reasons and at == T0 + timedelta(minutes=5)
+
+
+# --- operators' commands ------------------------------------------------------------------------
+WHO: dict[str, Any] = {"actor": "王敏 (api:1)", "reason": "核实", "at": NOW}
+
+
+def _opened(c: Correlator, *events: Any) -> list[str]:
+    return [incident for incident, _ in correlate_batch(c, list(events), NOW).messages]
+
+
+def test_placing_a_district_only_incident_locates_it_and_new_reports_find_it() -> None:
+    c = Correlator()
+    (vague,) = _opened(c, ev("v", status="needs_location", address="浦东新区某个路口"))
+    place = PlaceCommand(**WHO, command_id="cmd-p", incident_id=vague, lon=121.51, lat=31.21)
+    out = correlate_batch(c, [place], NOW, locate=lambda lon, lat: "310115")
+    ((incident_id, message),) = out.messages
+    assert (incident_id, message["change"], message["location_status"]) == (
+        vague,
+        "placed",
+        "located",
+    )
+    assert (message["lon"], message["lat"], message["district"]) == (121.51, 31.21, "310115")
+    assert [(cmd.command_id, status) for cmd, status, _ in out.commands] == [("cmd-p", "applied")]
+    assert [h[2] for h in out.history] == ["placed"]
+    # a located report near the placed point now joins it
+    near = ev("n", lon=121.51, lat=31.21, minutes=3)
+    assert _opened(c, near) == [vague]
+    # the same command delivered again changes nothing
+    again = correlate_batch(c, [place], NOW, done={"cmd-p"})
+    assert (again.messages, again.commands) == ([], [])
+
+
+def test_placing_an_incident_no_longer_held_updates_its_row() -> None:
+    place = PlaceCommand(**WHO, command_id="cmd-q", incident_id="inc-gone", lon=121.5, lat=31.2)
+    out = correlate_batch(Correlator(), [place], NOW, locate=lambda lon, lat: "310104")
+    assert out.placed_unheld == [(place, "310104")]
+    assert [status for _, status, _ in out.commands] == ["applied"] and out.messages == []
+
+
+def test_a_merge_moves_the_reports_closes_the_other_and_accepts_the_suggestion() -> None:
+    c = Correlator()
+    (target,) = _opened(c, ev("a"))
+    (source,) = _opened(c, ev("v", status="needs_location", minutes=2, address="浦东新区路边"))
+    merge = MergeCommand(**WHO, command_id="cmd-m", incident_id=source, into=target)
+    out = correlate_batch(c, [merge], NOW)
+    by_id = dict(out.messages)
+    assert by_id[source]["status"] == "closed" and by_id[source]["merged_into"] == target
+    assert by_id[target]["change"] == "merged" and by_id[target]["reports_total"] == 2
+    assert out.merged_away == [(source, target, NOW)]
+    assert out.decided == [(source, target, "accepted", "王敏 (api:1)", NOW)]
+    assert c.find(source) is None
+    assert correlate_batch(c, [ev("v", status="needs_location", minutes=2)], NOW).messages == []
+
+
+def test_merges_that_cannot_be_made_are_refused_with_the_reason() -> None:
+    c = Correlator()
+    (flood,) = _opened(c, ev("a"))
+    (fire,) = _opened(c, ev("f", "fire_smoke", dlat_m=3000))
+    cases = [
+        (flood, flood, "into itself"),
+        (flood, "inc-gone", "not open in correlation"),
+        (flood, fire, "other families"),
+    ]
+    for n, (source, into, reason) in enumerate(cases):
+        merge = MergeCommand(**WHO, command_id=f"cmd-{n}", incident_id=source, into=into)
+        out = correlate_batch(c, [merge], NOW)
+        ((_, status, result),) = out.commands
+        assert status == "refused" and reason in result, (source, into, result)
+        assert out.messages == [] and out.merged_away == []
+
+
+def test_dismissing_a_suggestion_only_records_the_decision() -> None:
+    dismiss = DismissSuggestionCommand(
+        **WHO, command_id="cmd-d", incident_id="inc-a", candidate_id="inc-b"
+    )
+    out = correlate_batch(Correlator(), [dismiss], NOW)
+    assert out.decided == [("inc-a", "inc-b", "dismissed", "王敏 (api:1)", NOW)]
+    assert out.messages == [] and [s for _, s, _ in out.commands] == ["applied"]
