@@ -111,7 +111,10 @@ def install(ctx: StageContext) -> None:
     async def apply_commands(batch: Batch[DispatchCommand | None]) -> None:
         pool = await get_pool(settings)
         for command in batch.items:
-            if command is None or await command_answered(pool, command.command_id):
+            if command is None:
+                continue  # the correlation owner's
+            if await command_answered(pool, command.command_id):
+                log.info("command already answered", command_id=command.command_id)
                 continue
             try:
                 plan, incident_id, before = await apply_command(

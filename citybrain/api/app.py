@@ -361,7 +361,7 @@ async def _report(
         "department": department,
         "status": status,
         "at": datetime.now(UTC).isoformat(),
-        "actor": f"api:{who.token_id}",
+        "actor": who.actor,
         **{k: v for k, v in fields.items() if v is not None},
     }
     await request.app.state.producer.send_and_wait(
@@ -440,7 +440,7 @@ async def _decide(request: Request, who: Principal, extension_id: str, approve: 
     before the decision commits: a decision is never recorded without its command, and a
     command sent again is applied once)."""
     operations_only(who, "only the operations center decides extensions")
-    actor = f"api:{who.token_id}"
+    actor = who.actor
     async with request.app.state.pool.connection() as conn, conn.transaction():
         row = await store.decide_extension(conn, extension_id, approve, actor)
         if row is None:

@@ -38,7 +38,8 @@ class Principal:
     @property
     def actor(self) -> str:
         """How the caller is recorded on what they decide: the token's label and id."""
-        return f"{self.label} (api:{self.token_id})" if self.label else f"api:{self.token_id}"
+        label = self.label.strip()[:120]  # the contracts keep an actor under 200 characters
+        return f"{label} (api:{self.token_id})" if label else f"api:{self.token_id}"
 
     def may_see(self, department: str) -> bool:
         return self.role == "operations" or (
