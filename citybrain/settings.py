@@ -156,6 +156,21 @@ class Settings(BaseSettings):
     api_rate: float = Field(20.0, description="Requests per second per API token (average).")
     api_burst: float = Field(40.0, description="Requests per API token allowed in a burst.")
     api_max_body: int = Field(65_536, description="Largest request body in bytes (413 above).")
+    console_session_hours: float = Field(
+        12.0, gt=0, description="How long a console sign-in lasts (a shift), in hours."
+    )
+    console_secure_cookie: bool = Field(
+        False, description="Mark the console's session cookie Secure (serve it over HTTPS)."
+    )
+    console_tiles: str = Field(
+        "",
+        description="A tile URL template for the console's map ({z}/{x}/{y}); empty: districts"
+        " and grid only, no tile server needed. GCJ-02 tiles (most Chinese providers) are"
+        " shifted to WGS-84 by the console.",
+    )
+    console_tiles_crs: str = Field(
+        "GCJ-02", description="The tiles' coordinate system: GCJ-02 or WGS-84."
+    )
 
     # --- Worker ------------------------------------------------------------------
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")

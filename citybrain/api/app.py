@@ -161,6 +161,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from citybrain.api.commands import router as commands_router
 
     app.include_router(commands_router, prefix=API_PREFIX)
+    from citybrain.api import console
+
+    app.include_router(console.router, prefix=API_PREFIX)
+    app.include_router(console.pages)
     from citybrain.api.open311_routes import router as open311_router
 
     app.include_router(open311_router, prefix="/open311/v2")

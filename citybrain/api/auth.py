@@ -9,13 +9,18 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from citybrain.api import store
+from citybrain.api import sessions, store
 from citybrain.api.tokens import Principal, parse
 
 
 async def principal(request: Request) -> Principal:
-    """The caller, from `Authorization: Bearer cbt_...`; 401 otherwise; 429 over the rate."""
+    """The caller, from `Authorization: Bearer cbt_...`, or from the console's session
+    cookie (then a state-changing request must carry the session's CSRF token: 403
+    otherwise); 401 without either; 429 over the token's rate."""
     header = request.headers.get("authorization", "")
+    cookie = request.cookies.get(sessions.COOKIE)
+    if not header and cookie:
+        return await _from_session(request, cookie)
     scheme, _, token = header.partition(" ")
     parsed = parse(token) if scheme.lower() == "bearer" else None
     if parsed is None:
@@ -31,6 +36,26 @@ async def principal(request: Request) -> Principal:
         who = await store.authenticate(conn, *parsed)
     if who is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    if who.role == "open311":
+        raise HTTPException(403, "an Open311 client key cannot use the department API")
+    return who
+
+
+async def _from_session(request: Request, cookie: str) -> Principal:
+    async with request.app.state.pool.connection() as conn:
+        found = await sessions.session_principal(conn, cookie)
+    if found is None:
+        raise HTTPException(401, "the session ended: sign in again")
+    who, csrf = found
+    if request.method not in sessions.SAFE_METHODS and not sessions.csrf_matches(
+        request.headers.get(sessions.CSRF_HEADER), csrf
+    ):
+        raise HTTPException(403, "missing or wrong X-CSRF-Token")
+    wait = request.app.state.buckets.take(who.token_id)
+    if wait > 0:
+        raise HTTPException(
+            429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))}
+        )
     if who.role == "open311":
         raise HTTPException(403, "an Open311 client key cannot use the department API")
     return who

@@ -31,6 +31,8 @@ QUEUES = {
     "rejected_by_all": f"i.status IN {ACTIVE} AND EXISTS ({_TASKS_OF})"
     f" AND NOT EXISTS ({_TASKS_OF} AND d.status <> 'rejected')",
     "overdue": f"EXISTS ({_TASKS_OF} AND d.status IN {OPEN_TASK} AND d.resolve_deadline < now())",
+    "merge_suggestions": f"i.status IN {ACTIVE} AND EXISTS (SELECT 1 FROM"
+    " incident_merge_suggestions s WHERE s.incident_id = i.incident_id AND s.status = 'open')",
 }
 
 _INCIDENT = f"""
@@ -94,8 +96,7 @@ def _escape_like(text: str) -> str:
 
 
 async def queue_counts(conn: AsyncConnection[Any], department: str | None) -> dict[str, int]:
-    """How many incidents wait in each queue (those the caller may see), and how many
-    open merge suggestions there are."""
+    """How many incidents wait in each queue (those the caller may see)."""
     sees, dept = _department_sees(department)
     scope = sees if department is not None else "TRUE"
     parts = [f"count(*) FILTER (WHERE {sql}) AS {name}" for name, sql in QUEUES.items()]
@@ -108,14 +109,6 @@ async def queue_counts(conn: AsyncConnection[Any], department: str | None) -> di
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query.encode(), params)
         counts = dict(await cur.fetchone() or {})
-        await cur.execute(
-            "SELECT count(*) AS n FROM incident_merge_suggestions s"
-            " JOIN incidents i ON i.incident_id = s.incident_id"
-            f" WHERE s.status = 'open' AND i.status IN {ACTIVE} AND {scope}".encode(),
-            params,
-        )
-        row = await cur.fetchone()
-    counts["merge_suggestions"] = int(row["n"]) if row else 0
     return {name: int(n or 0) for name, n in counts.items()}
 
 

@@ -19,7 +19,7 @@ router = APIRouter(tags=["incidents"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such incident, or none of your tasks is on it."}
 }
-Queue = Literal["needs_location", "unrouted", "rejected_by_all", "overdue"]
+Queue = Literal["needs_location", "unrouted", "rejected_by_all", "overdue", "merge_suggestions"]
 IncidentStatus = Literal["open", "dispatched", "acknowledged", "resolved", "closed", "reopened"]
 Code = Annotated[str | None, Query(max_length=64, pattern=r"^[0-9A-Za-z_.-]+$")]
 
@@ -57,7 +57,7 @@ class Queues(BaseModel):
     unrouted: int = Field(description="Placed, active, and no task: no route matched.")
     rejected_by_all: int = Field(description="Every department it went to rejected it.")
     overdue: int = Field(description="A task past its resolve deadline.")
-    merge_suggestions: int = Field(description="Open suggestions on active incidents.")
+    merge_suggestions: int = Field(description="Active incidents with open merge suggestions.")
 
 
 class IncidentReport(BaseModel):

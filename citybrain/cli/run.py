@@ -78,6 +78,7 @@ def run(
     typer.echo(
         "\ncitybrain is running. Where to look next:\n"
         f"  worker log      {worker_log}\n"
+        f"  console         http://{s.api_host}:{s.api_port}/console/  (sign in with a token)\n"
         f"  API             http://{s.api_host}:{s.api_port}/docs  (log {api_log})\n"
         "                  tokens: citybrain departments token create <department>\n"
         f"  worker health   http://127.0.0.1:{s.worker_web_port}/\n"

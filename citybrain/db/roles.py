@@ -47,6 +47,7 @@ PERSONAL_TABLES: frozenset[str] = frozenset(
         "api_tokens",
         "deadline_extensions",
         "operator_commands",
+        "console_sessions",
     }
 )
 

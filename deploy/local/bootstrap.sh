@@ -2,7 +2,8 @@
 # Idempotent set-up of everything citybrain needs on a Debian machine without Docker:
 # the Python virtualenv with the project, Java/Maven (apt, when absent and root), the
 # Kafka jars from Maven Central, PostgreSQL 15 (apt, when absent and root), and the Node
-# packages of the WebAssembly TimescaleDB used by the tests and of the Grafana schema check.
+# packages of the WebAssembly TimescaleDB used by the tests and of the Grafana schema check,
+# and Debian's chromium with CJK fonts for the console's browser tests.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -82,5 +83,11 @@ if [ -f "$GCHECK/package-lock.json" ]; then
     say "installing the Grafana dashboard schema check (npm ci in $GCHECK)"
     (cd "$GCHECK" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
   fi
+fi
+# --- the console's browser tests: Debian's chromium (Playwright drives it; its own browser
+# download cannot work offline) and CJK fonts, or Chinese renders as boxes --------------
+if [ "${CITYBRAIN_SKIP_BROWSER:-0}" != 1 ]; then
+  command -v chromium >/dev/null || apt_install chromium
+  fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || apt_install fonts-noto-cjk
 fi
 say "ready: $VENV/bin/citybrain"
