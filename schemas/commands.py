@@ -2,7 +2,7 @@
 state they change (idempotent by `command_id`, recorded with who, when and why).
 
 - the correlation owner (`OWNED_BY_CORRELATION`): place an incident, merge two (an accepted
-  merge suggestion is a merge), dismiss a suggestion;
+  merge suggestion is a merge), dismiss a suggestion, split reports out into a new incident;
 - the dispatch stage: a deadline extension the center approved, assign or reassign a
   department by hand, urge a task, close an incident after checking it, reopen it, record
   the citizen's callback.
@@ -78,6 +78,15 @@ class DismissSuggestionCommand(_Command):
     candidate_id: str = Field(min_length=1, max_length=100, pattern=ID)
 
 
+class SplitCommand(_Command):
+    """Some of an incident's reports are another problem: they leave it for a new incident
+    of their own, which is routed as any new incident is."""
+
+    command: Literal["split"] = "split"
+    incident_id: str = Field(min_length=1, max_length=100, pattern=ID)
+    event_ids: list[str] = Field(min_length=1, max_length=500)
+
+
 class AssignCommand(_Command):
     """Give an incident's task to a department by hand (when no route fits, or every
     department rejected it); with `replaces`, that department's open task is cancelled
@@ -127,6 +136,7 @@ AnyCommand = Annotated[
     | PlaceCommand
     | MergeCommand
     | DismissSuggestionCommand
+    | SplitCommand
     | AssignCommand
     | UrgeCommand
     | CloseCommand
@@ -141,7 +151,7 @@ class Command(RootModel[AnyCommand]):
 
 
 #: the commands the correlation owner applies; the dispatch stage applies the others
-OWNED_BY_CORRELATION = frozenset({"place", "merge", "dismiss_suggestion"})
+OWNED_BY_CORRELATION = frozenset({"place", "merge", "dismiss_suggestion", "split"})
 
 
 def target_of(command: AnyCommand) -> str:

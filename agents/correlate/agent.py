@@ -23,13 +23,13 @@ import orjson
 from faust.types import Message
 
 from citybrain.agents.context import StageContext
-from citybrain.agents.correlate.store import answered, write_incidents
+from citybrain.agents.correlate.store import answered, stored_reports, write_incidents
 from citybrain.correlation.batch import Item, correlate_batch
 from citybrain.correlation.core import Correlator
 from citybrain.correlation.places import PlaceWords
 from citybrain.correlation.state import restore
 from citybrain.logs import get_logger
-from citybrain.schemas.commands import OWNED_BY_CORRELATION, Command
+from citybrain.schemas.commands import OWNED_BY_CORRELATION, Command, SplitCommand
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND, IncidentStatusModel
 from citybrain.streams.dlq import declare_dead_letter_topics
@@ -138,7 +138,14 @@ def install(ctx: StageContext) -> None:
     async def correlate(batch: Batch[Item]) -> None:
         ids = [i.command_id for i in batch.items if hasattr(i, "command_id")]
         done = await retry_transient(partial(answered, settings, ids), what=STAGE) if ids else ()
-        out = correlate_batch(correlator(), batch.items, datetime.now(UTC), locate, done)
+        splits = [i.incident_id for i in batch.items if isinstance(i, SplitCommand)]
+        reports = (
+            await retry_transient(partial(stored_reports, settings, splits), what=STAGE)
+            if splits
+            else {}
+        )
+        now = datetime.now(UTC)
+        out = correlate_batch(correlator(), batch.items, now, locate, done, reports)
         for index, reason, exc in out.failures:
             log.warning("not correlated", reason=reason, error=str(exc))
             batch.reject(index, reason, exc)

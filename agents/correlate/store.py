@@ -7,8 +7,10 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from citybrain.core.event_rows import event_of_row
 from citybrain.correlation.batch import CorrelateOutput
 from citybrain.db.commands import UPSERT_COMMAND, command_row
+from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.tables import (
     INCIDENT_HISTORY,
     INCIDENT_REPORTS,
@@ -31,6 +33,26 @@ async def answered(settings: Settings, command_ids: list[str]) -> set[str]:
             (command_ids,),
         )
         return {r[0] for r in await cur.fetchall()}
+
+
+async def stored_reports(
+    settings: Settings, incident_ids: list[str]
+) -> dict[str, list[CanonicalEvent]]:
+    """The reports of these incidents as the events they were (for a split)."""
+    out: dict[str, list[CanonicalEvent]] = {i: [] for i in incident_ids}
+    if not incident_ids:
+        return out
+    pool = await get_pool(settings)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT r.incident_id AS owner, e.* FROM incident_reports r JOIN events e"
+            " ON e.event_id = r.event_id AND e.observed_at = r.observed_at"
+            " WHERE r.incident_id = ANY(%s) ORDER BY r.observed_at",
+            (incident_ids,),
+        )
+        for row in await cur.fetchall():
+            out[row["owner"]].append(event_of_row(row))
+    return out
 
 
 async def write_incidents(settings: Settings, out: CorrelateOutput) -> list[dict[str, Any]]:
@@ -56,6 +78,11 @@ async def write_incidents(settings: Settings, out: CorrelateOutput) -> list[dict
             await conn.execute(
                 "UPDATE incident_reports SET incident_id = %s WHERE incident_id = %s",
                 (target, source),
+            )
+        for event_ids, new_id in out.moved:
+            await conn.execute(
+                "UPDATE incident_reports SET incident_id = %s WHERE event_id = ANY(%s)",
+                (new_id, event_ids),
             )
         for incident_id, candidate_id, status, actor, at in out.decided:
             await conn.execute(

@@ -31,6 +31,7 @@ from citybrain.schemas.commands import (
     MergeCommand,
     PlaceCommand,
     ReopenCommand,
+    SplitCommand,
     UrgeCommand,
     target_of,
 )
@@ -67,6 +68,12 @@ class PlaceBody(_Body):
 
 class MergeBody(_Body):
     into: str = Field(min_length=1, max_length=100, description="The incident that carries on.")
+
+
+class SplitBody(_Body):
+    event_ids: list[str] = Field(
+        min_length=1, max_length=500, description="The reports that are another problem."
+    )
 
 
 class AssignBody(_Body):
@@ -211,6 +218,31 @@ async def merge(
         if row["status"] not in ACTIVE:
             raise HTTPException(409, f"{row['incident_id']} is {row['status']}")
     return await _send(request, MergeCommand(**common, incident_id=incident_id, into=body.into))
+
+
+@router.post("/incidents/{incident_id}/split", **COMMAND)
+async def split(
+    request: Request, who: Caller, incident_id: str, body: SplitBody, key: IdempotencyKey = None
+) -> Accepted:
+    """Some reports are another problem: they leave for a new incident of their own (the
+    command's result names it), routed as any new incident."""
+    common = _common(who, body, key)
+    row = await _incident(request, incident_id)
+    if row["status"] not in ACTIVE:
+        raise HTTPException(409, f"a {row['status']} incident is not split")
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT event_id FROM incident_reports WHERE incident_id = %s", (incident_id,)
+        )
+        reports = {r[0] for r in await cur.fetchall()}
+    wanted = set(body.event_ids)
+    if not wanted <= reports:
+        problem = {"field": "body.event_ids", "reason": "not all are reports of this incident"}
+        raise HTTPException(400, [problem])
+    if wanted == reports:
+        raise HTTPException(409, "every report would leave: nothing to split")
+    command = SplitCommand(**common, incident_id=incident_id, event_ids=sorted(wanted))
+    return await _send(request, command)
 
 
 @router.post(

@@ -50,3 +50,42 @@ def event_row(e: CanonicalEvent) -> Row:
 def event_row_of(value: bytes) -> Row:
     """The row of one events.v1 message; raises when it is not a canonical event."""
     return event_row(CanonicalEvent.from_json(value))
+
+
+def event_of_row(row: dict[str, Any]) -> CanonicalEvent:
+    """A stored events row as the canonical event it was (for rebuilding an incident from
+    its reports: what correlation uses of an event is all in the row)."""
+    from citybrain.schemas.events import Location, RawRef
+
+    attributes = dict(row.get("attributes") or {})
+    jurisdiction = attributes.pop("jurisdiction_all", {}) or {}
+    raw = dict(row.get("raw_ref") or {})
+    kind = str(attributes.pop("kind", raw.get("kind", "report")))
+    return CanonicalEvent(
+        event_id=row["event_id"],
+        source_kind=row["source_kind"],
+        feed=row["feed"],
+        kind=kind,
+        category=row["category"],
+        severity=int(row["severity"]),
+        observed_at=row["observed_at"],
+        received_at=row["received_at"],
+        location=Location(
+            status=row["location_status"],
+            lon=row["lon"],
+            lat=row["lat"],
+            source_crs=row["crs"],
+            address=row["address"],
+            device_id=row["device_id"],
+            district=row["district"],
+            street=row["street"],
+            community=row["community"],
+            grid_cell=row["grid_cell"],
+            jurisdiction=dict(jurisdiction),
+        ),
+        raw_ref=RawRef(
+            str(raw.get("topic", "")), int(raw.get("partition", 0)), int(raw.get("offset", 0))
+        ),
+        text=row["body"],
+        attributes=attributes,
+    )

@@ -10,18 +10,24 @@ batch goes on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import hashlib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from citybrain.correlation.core import Correlator, Incident
 from citybrain.correlation.state import incident_message, incident_row, to_json
-from citybrain.schemas.commands import DismissSuggestionCommand, MergeCommand, PlaceCommand
+from citybrain.schemas.commands import (
+    DismissSuggestionCommand,
+    MergeCommand,
+    PlaceCommand,
+    SplitCommand,
+)
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import IncidentStatusModel
 
-CorrelationCommand = PlaceCommand | MergeCommand | DismissSuggestionCommand
+CorrelationCommand = PlaceCommand | MergeCommand | DismissSuggestionCommand | SplitCommand
 Item = CanonicalEvent | IncidentStatusModel | CorrelationCommand
 #: the district of a point (the city pack's index)
 Locate = Callable[[float, float], str | None]
@@ -42,6 +48,8 @@ class CorrelateOutput:
     decided: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
     #: incidents closed as merged into another: (incident, into, at)
     merged_away: list[tuple[str, str, datetime]] = field(default_factory=list)
+    #: reports that left their incident for a new one: (event ids, the new incident)
+    moved: list[tuple[list[str], str]] = field(default_factory=list)
     #: placements of incidents the correlator no longer holds (their rows are updated):
     #: (command, district)
     placed_unheld: list[tuple[PlaceCommand, str | None]] = field(default_factory=list)
@@ -60,10 +68,12 @@ def correlate_batch(
     now: datetime,
     locate: Locate | None = None,
     done: Collection[str] = (),
+    reports: Mapping[str, Sequence[CanonicalEvent]] | None = None,
 ) -> CorrelateOutput:
     """Apply a batch to the correlator; what to store, send and checkpoint. `locate`: the
     district of a point an operator placed an incident at; `done`: ids of commands answered
-    already (a redelivered command changes nothing)."""
+    already (a redelivered command changes nothing); `reports`: the stored reports of each
+    incident a split command in the batch splits."""
     out = CorrelateOutput()
     touched: dict[str, Incident] = {}
     first_change: dict[str, str] = {}  # incident -> opened / reopened / merged / placed
@@ -71,10 +81,10 @@ def correlate_batch(
     statuses: list[Incident] = []
     extra: list[tuple[str, dict[str, Any]]] = []  # messages of incidents no longer held
     for index, item in enumerate(items):
-        if isinstance(item, PlaceCommand | MergeCommand | DismissSuggestionCommand):
+        if isinstance(item, PlaceCommand | MergeCommand | DismissSuggestionCommand | SplitCommand):
             if item.command_id not in done:
                 try:
-                    _command(c, item, locate, out, touched, first_change, extra)
+                    _command(c, item, locate, out, touched, first_change, extra, reports)
                 except Exception as exc:  # a bug must not stop the single owner
                     out.commands.append((item, "refused", f"internal error: {exc}"))
             continue
@@ -144,9 +154,13 @@ def _command(
     touched: dict[str, Incident],
     first_change: dict[str, str],
     extra: list[tuple[str, dict[str, Any]]],
+    reports: Mapping[str, Sequence[CanonicalEvent]] | None = None,
 ) -> None:
     """Apply one operator's command to the correlator and say what to store and send."""
     at = command.at
+    if isinstance(command, SplitCommand):
+        _split(c, command, (reports or {}).get(command.incident_id, ()), out, touched, first_change)
+        return
     if isinstance(command, DismissSuggestionCommand):
         decided = (command.incident_id, command.candidate_id, "dismissed", command.actor, at)
         out.decided.append(decided)
@@ -193,6 +207,45 @@ def _command(
     out.history.append(_history_row(away, at, "merged_away"))
     out.history.append(_history_row(inc, at, "absorbed"))
     out.commands.append((command, "applied", f"merged into {inc.incident_id}"))
+
+
+def split_id(command_id: str) -> str:
+    """The id of the incident a split makes (the same for the same command)."""
+    return "inc-" + hashlib.sha1(command_id.encode()).hexdigest()[:16]  # noqa: S324
+
+
+def _split(
+    c: Correlator,
+    command: SplitCommand,
+    stored: Sequence[CanonicalEvent],
+    out: CorrelateOutput,
+    touched: dict[str, Incident],
+    first_change: dict[str, str],
+) -> None:
+    leaving = set(command.event_ids)
+    moved = [e for e in stored if e.event_id in leaving]
+    kept = [e for e in stored if e.event_id not in leaving]
+    missing = leaving - {e.event_id for e in moved}
+    if missing:
+        out.commands.append((command, "refused", f"not reports of it: {sorted(missing)[:5]}"))
+        return
+    if not kept:
+        out.commands.append((command, "refused", "every report would leave: nothing to split"))
+        return
+    new_id = split_id(command.command_id)
+    made = c.split(command.incident_id, kept, moved, new_id)
+    if made is None:
+        out.commands.append(
+            (command, "refused", f"{command.incident_id} is not open in correlation any more")
+        )
+        return
+    left, new = made
+    for inc, change in ((left, "split"), (new, "opened")):
+        touched[inc.incident_id] = inc
+        first_change[inc.incident_id] = change
+        out.history.append(_history_row(inc, command.at, change))
+    out.moved.append(([e.event_id for e in moved], new_id))
+    out.commands.append((command, "applied", f"{len(moved)} report(s) split into {new_id}"))
 
 
 def _history_row(inc: Incident, at: datetime, change: str) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ import math
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -916,6 +916,55 @@ class Correlator:
             self.moved.update(inc.event_keys)
         self.hold(inc)
         return Change(inc, opened=False)
+
+    def split(
+        self,
+        incident_id: str,
+        kept: Sequence[CanonicalEvent],
+        moved: Sequence[CanonicalEvent],
+        new_id: str,
+    ) -> tuple[Incident, Incident] | None:
+        """An operator split an incident: `moved` (some of its reports) leave it for a new
+        incident `new_id`; it keeps `kept`. Both are built again from their reports, as if
+        each report had come to them alone (counts, times, priority, devices, named places,
+        places); the incident keeps its status and, when none of its remaining reports has
+        a place, the place it had. None when it is not held."""
+        inc = self.find(incident_id)
+        if inc is None or not kept or not moved:
+            return None
+        old_place = (inc.lon, inc.lat) if inc.location_status == "located" else None
+        status, district = inc.status, inc.district
+        self._remove(inc)
+        left = self._rebuild(incident_id, kept)
+        left.status = status
+        if left.location_status != "located" and old_place and old_place[0] is not None:
+            self.place(incident_id, old_place[0], old_place[1], district)  # type: ignore[arg-type]
+            left = self.find(incident_id) or left
+        return left, self._rebuild(new_id, moved)
+
+    def _rebuild(self, incident_id: str, events: Sequence[CanonicalEvent]) -> Incident:
+        """An incident made of these reports alone, held."""
+        ordered = sorted(events, key=lambda e: e.observed_at)
+        first = ordered[0]
+        family = self.rules.family_of(first.category)
+        loc = first.location
+        located = loc.status != "needs_location" and loc.lon is not None
+        inc = Incident.new(
+            incident_id=incident_id,
+            family=family.name,
+            category=first.category,
+            priority=first.severity,
+            first_seen=first.observed_at,
+            last_seen=first.observed_at,
+            lon=loc.lon if located else None,
+            lat=loc.lat if located else None,
+            district=loc.district,
+            location_status=loc.status,
+        )
+        self.hold(inc)
+        for n, e in enumerate(ordered):
+            self._absorb(inc, e, event_key(e.event_id), placed_by_it=n == 0)
+        return inc
 
     def _remove(self, inc: Incident) -> None:
         cell = inc.cell

@@ -207,7 +207,8 @@ def test_the_command_center_loop_and_a_restart(
     assert tasks["municipal"]["status"] == "dispatched"
 
     # merge: a second located call about the same leak, 2 km away, is merged in
-    other = wait_incident(stack, call(stack, "浦东新区", at=(lon + 0.02, lat)))
+    other_call = call(stack, "浦东新区", at=(lon + 0.02, lat))
+    other = wait_incident(stack, other_call)
     assert other != vague
     merged = desk.command(f"/incidents/{other}/merge", into=vague)
     assert merged["status"] == "applied", merged
@@ -216,6 +217,14 @@ def test_the_command_center_loop_and_a_restart(
         desk.tasks(other)
     )
     assert desk.incident(vague)["reports_total"] >= 2
+
+    # split: that report was another problem after all; it leaves for a new incident
+    split = desk.command(f"/incidents/{vague}/split", event_ids=[other_call])
+    assert split["status"] == "applied", split
+    parted = split["result"].rsplit(" ", 1)[-1]
+    assert wait_incident(stack, other_call) == parted
+    assert wait_for(lambda: "gas-pudong" in desk.tasks(parted), 60), desk.tasks(parted)
+    assert other_call not in {r["event_id"] for r in desk.incident(vague)["reports"]}
 
     # a department may not command; every command is in the timeline with its actor
     assert desk.post(f"/incidents/{vague}/reopen", "gas-pudong", reason="x").status_code == 403
@@ -234,4 +243,6 @@ def test_the_command_center_loop_and_a_restart(
         "dispatched",
     )
     assert desk.incident(other)["status"] == "closed"
+    beside = call(stack, "浦东新区", minutes_ago=0.5, at=(lon + 0.0205, lat))
+    assert wait_incident(stack, beside) == parted  # the split-out incident holds its place
     assert restarted.alive()

@@ -25,6 +25,10 @@ const T = {
     "s.open": "待处理", "s.dispatched": "已派单", "s.acknowledged": "已签收", "s.in_progress": "处理中",
     "s.resolved": "已办结", "s.closed": "已结案", "s.reopened": "重新打开", "s.rejected": "已退单",
     "s.cancelled": "已取消", grid: "网格",
+    "c.fire_smoke": "烟雾火情", "c.gas_leak": "燃气泄漏", "c.flooding": "积水内涝", "c.water_level": "水位超限",
+    "c.manhole": "井盖异常", "c.streetlight_out": "路灯故障", "c.cable_theft": "电缆被盗", "c.noise": "噪声扰民",
+    "c.air_quality": "空气质量", "c.road_damage": "道路破损", "c.garbage": "垃圾堆放", "c.device_fault": "设备故障",
+    "c.device_offline": "设备离线",
   },
   en: {
     title: "City Brain · Operations Center", map: "Map", queues: "Queues", workbench: "Workbench",
@@ -48,10 +52,15 @@ const T = {
     "s.open": "open", "s.dispatched": "dispatched", "s.acknowledged": "acknowledged", "s.in_progress": "in progress",
     "s.resolved": "resolved", "s.closed": "closed", "s.reopened": "reopened", "s.rejected": "rejected",
     "s.cancelled": "cancelled", grid: "Grid",
+    "c.fire_smoke": "fire / smoke", "c.gas_leak": "gas leak", "c.flooding": "flooding", "c.water_level": "water level",
+    "c.manhole": "manhole cover", "c.streetlight_out": "streetlight out", "c.cable_theft": "cable theft", "c.noise": "noise",
+    "c.air_quality": "air quality", "c.road_damage": "road damage", "c.garbage": "garbage", "c.device_fault": "device fault",
+    "c.device_offline": "device offline",
   },
 };
 let lang = localStorage.getItem("citybrain.lang") || "zh";
 const t = (key) => (T[lang] && T[lang][key]) || T.zh[key] || key;
+const cat = (c) => { const name = t(`c.${c}`); return name === `c.${c}` ? c : name; };
 const QUEUES = ["needs_location", "unrouted", "rejected_by_all", "overdue", "merge_suggestions"];
 const COLORS = { 1: "#c62828", 2: "#ef6c00", 3: "#f9a825", 4: "#1e88e5" };
 let session = null;
@@ -219,7 +228,7 @@ function incidentTable(incidents, id) {
     h("tr", {}, [t("incident"), t("category"), t("priority"), t("status"), t("district"), t("reports"), t("lastSeen")].map((x) => h("th", {}, x))),
     incidents.map((i) => h("tr", { class: i.overdue ? "overdue" : "" },
       h("td", {}, h("a", { href: `#/incident/${encodeURIComponent(i.incident_id)}`, class: "incident-link" }, i.incident_id)),
-      h("td", {}, i.category), h("td", {}, prio(i.priority)),
+      h("td", {}, cat(i.category)), h("td", {}, prio(i.priority)),
       h("td", {}, state(i.status), " ", i.location_status === "located" ? "" : badge(t("needs_location"))),
       h("td", {}, i.district || "—"), h("td", {}, i.reports_total), h("td", {}, when(i.last_seen)))));
 }
@@ -248,7 +257,7 @@ async function districtsLayer(map) {
 async function mapPage() {
   const box = h("div", { id: "map" });
   const filter = h("select", { id: "map-filter" }, h("option", { value: "" }, t("all")),
-    ["fire_smoke", "gas_leak", "flooding", "manhole", "streetlight_out", "noise", "air_quality"].map((c) => h("option", { value: c }, c)));
+    ["fire_smoke", "gas_leak", "flooding", "manhole", "streetlight_out", "noise", "air_quality"].map((c) => h("option", { value: c }, cat(c))));
   show(h("div", { class: "row" }, h("h2", {}, t("map")), filter), box);
   const map = baseMap(box);
   await districtsLayer(map);
@@ -263,7 +272,7 @@ async function mapPage() {
     for (const i of page.incidents) {
       if (i.lon === null || ["closed", "resolved"].includes(i.status)) continue;
       L.circleMarker([i.lat, i.lon], { radius: 6 + Math.min(8, i.reports_total), color: COLORS[i.priority] || "#555", fillOpacity: 0.7 })
-        .bindPopup(h("div", {}, h("b", {}, i.category), " ", `P${i.priority}`, h("br"), i.status, h("br"),
+        .bindPopup(h("div", {}, h("b", {}, cat(i.category)), " ", `P${i.priority}`, h("br"), i.status, h("br"),
           h("a", { href: `#/incident/${encodeURIComponent(i.incident_id)}` }, i.incident_id)))
         .addTo(markers);
     }
@@ -280,7 +289,7 @@ async function incidentPage(id) {
   const head = h("div", { class: "card", id: "incident-head" },
     h("h2", {}, `${t("incident")} ${inc.incident_id} `, prio(inc.priority), " ", state(inc.status), " ",
       inc.location_status === "located" ? badge(t("located")) : badge(t("needs_location"), "p2")),
-    h("div", {}, `${t("category")}: ${inc.category} · ${t("district")}: ${inc.district || "—"} · ${t("reports")}: ${inc.reports_total} · ${t("firstSeen")}: ${when(inc.first_seen)} · ${t("lastSeen")}: ${when(inc.last_seen)}`));
+    h("div", {}, `${t("category")}: ${cat(inc.category)} · ${t("district")}: ${inc.district || "—"} · ${t("reports")}: ${inc.reports_total} · ${t("firstSeen")}: ${when(inc.first_seen)} · ${t("lastSeen")}: ${when(inc.last_seen)}`));
   const reports = h("div", { class: "card" }, h("h3", {}, t("reports")), h("table", { id: "reports" },
     h("tr", {}, [t("when"), t("source"), t("text"), t("address")].map((x) => h("th", {}, x))),
     inc.reports.map((r) => h("tr", {}, h("td", {}, when(r.observed_at)), h("td", {}, r.feed || r.source_kind), h("td", {}, r.text || ""), h("td", {}, r.address || "")))));
@@ -413,7 +422,7 @@ async function workbenchPage() {
   const table = (tasks, id) => tasks.length ? h("table", { id },
     h("tr", {}, [t("incident"), t("category"), t("priority"), t("status"), t("district"), t("ackBy"), t("resolveBy")].map((x) => h("th", {}, x))),
     tasks.map((k) => h("tr", { class: k.overdue ? "overdue" : "" },
-      h("td", {}, h("a", { href: `#/task/${k.dispatch_id}`, class: "task-link" }, k.dispatch_id)), h("td", {}, k.category), h("td", {}, prio(k.priority)),
+      h("td", {}, h("a", { href: `#/task/${k.dispatch_id}`, class: "task-link" }, k.dispatch_id)), h("td", {}, cat(k.category)), h("td", {}, prio(k.priority)),
       h("td", {}, state(k.status)), h("td", {}, k.district || "—"),
       h("td", {}, k.status === "dispatched" ? countdown(k.ack_deadline, k.status) : when(k.ack_deadline)), h("td", {}, countdown(k.resolve_deadline, k.status))))) : h("p", { class: "muted" }, t("none"));
   show(h("h2", {}, t("myTasks")), table(open, "open-tasks"), h("h3", {}, t("status")), table(done, "done-tasks"));
@@ -432,7 +441,7 @@ async function taskPage(id) {
   };
   const open = ["dispatched", "acknowledged", "in_progress"].includes(k.status);
   show(h("div", { class: "card", id: "task-head" }, h("h2", {}, `${k.dispatch_id} `, prio(k.priority), " ", state(k.status)),
-      h("div", {}, `${t("incident")}: ${k.incident_id} · ${t("category")}: ${k.category} · ${t("district")}: ${k.district || "—"} · ${t("role")}: ${t(k.role)}`),
+      h("div", {}, `${t("incident")}: ${k.incident_id} · ${t("category")}: ${cat(k.category)} · ${t("district")}: ${k.district || "—"} · ${t("role")}: ${t(k.role)}`),
       h("div", {}, `${t("ackBy")}: `, countdown(k.ack_deadline, k.status === "dispatched" ? k.status : "done"), ` · ${t("resolveBy")}: `, countdown(k.resolve_deadline, k.status))),
     h("div", { class: "card" }, h("h3", {}, t("reports")), h("table", {},
       h("tr", {}, [t("when"), t("source"), t("text"), t("address")].map((x) => h("th", {}, x))),

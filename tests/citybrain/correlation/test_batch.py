@@ -6,9 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from citybrain.correlation.batch import correlate_batch
+from citybrain.correlation.batch import correlate_batch, split_id
 from citybrain.correlation.core import Correlator
-from citybrain.schemas.commands import DismissSuggestionCommand, MergeCommand, PlaceCommand
+from citybrain.schemas.commands import (
+    DismissSuggestionCommand,
+    MergeCommand,
+    PlaceCommand,
+    SplitCommand,
+)
 from citybrain.schemas.incident_status import IncidentStatusModel
 from tests.citybrain.correlation.test_core import T0, ev
 
@@ -159,3 +164,44 @@ def test_dismissing_a_suggestion_only_records_the_decision() -> None:
     out = correlate_batch(Correlator(), [dismiss], NOW)
     assert out.decided == [("inc-a", "inc-b", "dismissed", "王敏 (api:1)", NOW)]
     assert out.messages == [] and [s for _, s, _ in out.commands] == ["applied"]
+
+
+def test_a_split_moves_reports_to_a_new_incident_built_from_them() -> None:
+    c = Correlator()
+    events = [
+        ev("a", device="WL-1", source="iot"),
+        ev("b", minutes=1, dlat_m=20, address="锦绣苑3号楼"),
+        ev("x", minutes=2, dlat_m=40),
+    ]
+    (incident,) = _opened(c, *events)
+    split = SplitCommand(**WHO, command_id="cmd-s", incident_id=incident, event_ids=["x"])
+    out = correlate_batch(c, [split], NOW, reports={incident: events})
+    new_id = split_id("cmd-s")
+    by_id = dict(out.messages)
+    assert (by_id[incident]["change"], by_id[incident]["reports_total"]) == ("split", 2)
+    assert (by_id[new_id]["change"], by_id[new_id]["reports_total"]) == ("opened", 1)
+    assert out.moved == [(["x"], new_id)]
+    assert [(s, r) for _, s, r in out.commands] == [("applied", f"1 report(s) split into {new_id}")]
+    # each report is still known once, in its own incident
+    assert correlate_batch(c, [ev("x", minutes=2, dlat_m=40)], NOW).messages == []
+    assert c.find(new_id) is not None and c.find(new_id).report_count == 1  # type: ignore[union-attr]
+    # the same command again changes nothing
+    assert correlate_batch(c, [split], NOW, done={"cmd-s"}, reports={}).messages == []
+
+
+def test_splits_that_cannot_be_made_are_refused() -> None:
+    c = Correlator()
+    events = [ev("a"), ev("b", minutes=1, dlat_m=20)]
+    (incident,) = _opened(c, *events)
+    cases = [
+        (["z"], "not reports of it"),
+        (["a", "b"], "every report would leave"),
+    ]
+    for n, (ids, reason) in enumerate(cases):
+        split = SplitCommand(**WHO, command_id=f"cmd-{n}", incident_id=incident, event_ids=ids)
+        out = correlate_batch(c, [split], NOW, reports={incident: events})
+        ((_, status, result),) = out.commands
+        assert status == "refused" and reason in result
+    gone = SplitCommand(**WHO, command_id="cmd-g", incident_id="inc-gone", event_ids=["a"])
+    out = correlate_batch(c, [gone], NOW, reports={"inc-gone": events})
+    assert [s for _, s, _ in out.commands] == ["refused"]
