@@ -165,8 +165,8 @@ class Settings(BaseSettings):
     console_tiles: str = Field(
         "",
         description="A tile URL template for the console's map ({z}/{x}/{y}); empty: districts"
-        " and grid only, no tile server needed. GCJ-02 tiles (most Chinese providers) are"
-        " shifted to WGS-84 by the console.",
+        " and grid only, no tile server needed. On GCJ-02 tiles (most Chinese providers) the"
+        " console draws the WGS-84 data shifted to GCJ-02, and shifts clicks back.",
     )
     console_tiles_crs: str = Field(
         "GCJ-02", description="The tiles' coordinate system: GCJ-02 or WGS-84."

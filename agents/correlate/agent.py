@@ -23,13 +23,13 @@ import orjson
 from faust.types import Message
 
 from citybrain.agents.context import StageContext
-from citybrain.agents.correlate.store import answered, stored_reports, write_incidents
+from citybrain.agents.correlate import commands
+from citybrain.agents.correlate.store import command_inputs, write_incidents
 from citybrain.correlation.batch import Item, correlate_batch
 from citybrain.correlation.core import Correlator
 from citybrain.correlation.places import PlaceWords
-from citybrain.correlation.state import restore
+from citybrain.correlation.state import placed_message, restore
 from citybrain.logs import get_logger
-from citybrain.schemas.commands import OWNED_BY_CORRELATION, Command, SplitCommand
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND, IncidentStatusModel
 from citybrain.streams.dlq import declare_dead_letter_topics
@@ -50,33 +50,8 @@ def decode(record: Message) -> Item:
     if kind == MESSAGE_KIND:
         return IncidentStatusModel.model_validate_json(value_of(record))
     if kind == COMMAND_KIND:
-        command = Command.model_validate_json(value_of(record)).root
-        if command.command not in OWNED_BY_CORRELATION:
-            raise ValueError(f"{command.command} is not a correlation command")
-        return command  # type: ignore[return-value]
+        return commands.decode(record)
     return CanonicalEvent.from_json(value_of(record))
-
-
-def placed_message(row: dict[str, Any]) -> dict[str, Any]:
-    """The incidents.v1 message of an incident placed while the correlator no longer
-    held it (from its row)."""
-    return {
-        "schema": "citybrain.incident/1",
-        "change": "placed",
-        "incident_id": row["incident_id"],
-        "category": row["category"],
-        "priority": row["priority"],
-        "status": row["status"],
-        "first_seen": row["first_seen"].isoformat(),
-        "last_seen": row["last_seen"].isoformat(),
-        "lon": row["lon"],
-        "lat": row["lat"],
-        "district": row["district"],
-        "location_status": row["location_status"],
-        "reports": dict(row["report_counts"] or {}),
-        "reports_total": row["reports_total"],
-        "event_ids": [],
-    }
 
 
 def install(ctx: StageContext) -> None:
@@ -114,49 +89,17 @@ def install(ctx: StageContext) -> None:
         ]
         await asyncio.gather(*pending)
 
-    def locate(lon: float, lat: float) -> str | None:
-        """The district of a point an operator placed an incident at."""
-        index = ctx.geotagger.index
-        return index.code_of(index.tag([lon], [lat]), "district", 0)
-
-    async def forward_commands(batch: Batch[Message]) -> None:
-        """Operators' commands that change correlation state, to its single owner."""
-        pending = []
-        for m in batch.items:
-            try:
-                command = Command.model_validate_json(value_of(m)).root
-            except ValueError:
-                continue  # not ours to judge: the dispatch stage dead-letters it
-            if command.command in OWNED_BY_CORRELATION:
-                pending.append(
-                    await correlate_topic.send(
-                        key=CORRELATE_KEY, value=m.value, headers=[(MESSAGE_HEADER, COMMAND_KIND)]
-                    )
-                )
-        await asyncio.gather(*pending)
-
     async def correlate(batch: Batch[Item]) -> None:
-        ids = [i.command_id for i in batch.items if hasattr(i, "command_id")]
-        done = await retry_transient(partial(answered, settings, ids), what=STAGE) if ids else ()
-        splits = [i.incident_id for i in batch.items if isinstance(i, SplitCommand)]
-        reports = (
-            await retry_transient(partial(stored_reports, settings, splits), what=STAGE)
-            if splits
-            else {}
+        done, reports = await retry_transient(
+            partial(command_inputs, settings, batch.items), what=STAGE
         )
         now = datetime.now(UTC)
+        locate = commands.locator(ctx)
         out = correlate_batch(correlator(), batch.items, now, locate, done, reports)
         for index, reason, exc in out.failures:
             log.warning("not correlated", reason=reason, error=str(exc))
             batch.reject(index, reason, exc)
-        for command, status, result in out.commands:
-            log.info(
-                "command " + status,
-                command=command.command,
-                command_id=command.command_id,
-                actor=command.actor,
-                result=result,
-            )
+        commands.log_answers(out.commands)
         if out.stores_rows:
             placed = await retry_transient(partial(write_incidents, settings, out), what=STAGE)
             out.messages += [(row["incident_id"], placed_message(row)) for row in placed]
@@ -180,13 +123,7 @@ def install(ctx: StageContext) -> None:
         max_records=2000,
         within=settings.batch_wait,
     )
-    Stage(app, "correlate-commands").agent(  # counted apart: it only forwards
-        topic(app, TOPICS.commands),
-        name="correlate-commands",
-        process=forward_commands,
-        max_records=200,
-        within=settings.batch_wait,
-    )
+    commands.install(ctx)  # operators' correlation commands, to the owner
     Stage(app, STAGE).agent(
         correlate_topic,
         name="correlate",

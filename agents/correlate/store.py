@@ -3,6 +3,7 @@ operators' commands it applied, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -10,6 +11,7 @@ from psycopg.rows import dict_row
 from citybrain.core.event_rows import event_of_row
 from citybrain.correlation.batch import CorrelateOutput
 from citybrain.db.commands import UPSERT_COMMAND, command_row
+from citybrain.schemas.commands import SplitCommand
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.tables import (
     INCIDENT_HISTORY,
@@ -53,6 +55,17 @@ async def stored_reports(
         for row in await cur.fetchall():
             out[row["owner"]].append(event_of_row(row))
     return out
+
+
+async def command_inputs(
+    settings: Settings, items: Sequence[Any]
+) -> tuple[set[str], dict[str, list[CanonicalEvent]]]:
+    """What the commands of a batch need: the ids of those answered already, and the stored
+    reports of the incidents split (nothing is read for a batch without commands)."""
+    ids = [i.command_id for i in items if hasattr(i, "command_id")]
+    splits = [i.incident_id for i in items if isinstance(i, SplitCommand)]
+    done = await answered(settings, ids) if ids else set()
+    return done, await stored_reports(settings, splits) if splits else {}
 
 
 async def write_incidents(settings: Settings, out: CorrelateOutput) -> list[dict[str, Any]]:

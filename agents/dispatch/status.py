@@ -6,11 +6,8 @@ the change fits the task's state), applied to the task and its incident in one
 transaction, and a rejection re-routes the incident. A report that fails a check goes to
 `dispatch.status.v1.dlq` with the reason; the stage goes on. A changed incident status is
 told to the correlation owner (a typed message on correlate.v1), so that reports arriving
-after a resolution reopen it. Operators' task commands (a deadline extension, assign,
-urge, close, reopen, a callback) are applied each in one transaction with their answer in
-`operator_commands`; one the state does not allow is answered `refused` with the reason,
-one applied already is not applied again; the correlation owner's commands (place, merge,
-dismiss) are its own to apply.
+after a resolution reopen it. Operators' task commands are applied in the same stage
+(`commands.py`).
 """
 
 from __future__ import annotations
@@ -21,24 +18,15 @@ import orjson
 from faust.types import Message
 
 from citybrain.agents.context import StageContext
-from citybrain.agents.dispatch.store import (
-    DispatchCommand,
-    UnknownDispatch,
-    apply_command,
-    apply_status_report,
-    command_answered,
-    refuse_command,
-)
-from citybrain.dispatch.commands import CommandRefused
+from citybrain.agents.dispatch import commands
+from citybrain.agents.dispatch.store import UnknownDispatch, apply_status_report
 from citybrain.dispatch.plan import Plan, TransitionError
 from citybrain.logs import get_logger
-from citybrain.schemas.commands import OWNED_BY_CORRELATION, Command
 from citybrain.schemas.dispatch_status import StatusReportModel
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND, IncidentStatusModel
 from citybrain.streams.db import get_pool
 from citybrain.streams.dlq import declare_dead_letter_topics
 from citybrain.streams.publish import CORRELATE_KEY
-from citybrain.streams.retry import TRANSIENT
 from citybrain.streams.stage import Batch, Stage, value_of
 from citybrain.streams.topics import TOPICS, topic
 
@@ -54,14 +42,6 @@ REFUSALS: dict[type[Exception], str] = {
 
 def decode_report(record: Message) -> StatusReportModel:
     return StatusReportModel.model_validate_json(value_of(record))
-
-
-def decode_command(record: Message) -> DispatchCommand | None:
-    """A command of commands.v1; None for the correlation owner's (it applies them)."""
-    command = Command.model_validate_json(value_of(record)).root
-    if command.command in OWNED_BY_CORRELATION:
-        return None
-    return command  # type: ignore[return-value]
 
 
 def refusal(exc: Exception) -> str:
@@ -108,49 +88,6 @@ def install(ctx: StageContext) -> None:
                 )
         ctx.outbox_wake.set()  # messages the reports queued (any worker's outbox sends them)
 
-    async def apply_commands(batch: Batch[DispatchCommand | None]) -> None:
-        pool = await get_pool(settings)
-        for command in batch.items:
-            if command is None:
-                continue  # the correlation owner's
-            if await command_answered(pool, command.command_id):
-                log.info("command already answered", command_id=command.command_id)
-                continue
-            try:
-                plan, incident_id, before = await apply_command(
-                    pool,
-                    command,
-                    ctx.dispatch,
-                    ctx.channels.of_department,
-                    settings.delivery_max_attempts,
-                    datetime.now(UTC),
-                )
-            except TRANSIENT:
-                raise  # the database is away: the batch is retried
-            except (CommandRefused, LookupError, PermissionError) as exc:
-                await refuse_command(pool, command, str(exc))
-                log.info("command refused", command=command.command, reason=str(exc))
-                continue
-            except Exception as exc:  # a bug must not stop the stage: answered, logged
-                await refuse_command(pool, command, f"internal error: {exc}")
-                log.exception("command failed", command=command.command)
-                continue
-            log.info(
-                "command applied",
-                command=command.command,
-                command_id=command.command_id,
-                actor=command.actor,
-            )
-            if plan.incident_status and before is not None and plan.incident_status != before:
-                assert incident_id is not None
-                change = IncidentStatusModel(incident_id=incident_id, status=plan.incident_status)
-                await correlate_topic.send(
-                    key=CORRELATE_KEY,
-                    value=orjson.dumps(change.model_dump(by_alias=True)),
-                    headers=[(MESSAGE_HEADER, MESSAGE_KIND)],
-                )
-        ctx.outbox_wake.set()
-
     Stage(app, STAGE).agent(
         topic(app, TOPICS.dispatch_status),
         name="dispatch-status",
@@ -159,11 +96,4 @@ def install(ctx: StageContext) -> None:
         max_records=200,
         within=settings.batch_wait,
     )
-    Stage(app, "dispatch-commands").agent(
-        topic(app, TOPICS.commands),
-        name="dispatch-commands",
-        decode=decode_command,
-        process=apply_commands,
-        max_records=200,
-        within=settings.batch_wait,
-    )
+    commands.install(ctx)  # operators' task commands, in the same stage

@@ -120,3 +120,25 @@ def incident_message(inc: Incident, change: str, event_ids: list[str]) -> dict[s
         "reports_total": sum(inc.reports.values()),
         "event_ids": event_ids,
     }
+
+
+def placed_message(row: dict[str, Any]) -> dict[str, Any]:
+    """The incidents.v1 message of an incident placed while the correlator no longer
+    held it (from its row)."""
+    return {
+        "schema": "citybrain.incident/1",
+        "change": "placed",
+        "incident_id": row["incident_id"],
+        "category": row["category"],
+        "priority": row["priority"],
+        "status": row["status"],
+        "first_seen": row["first_seen"].isoformat(),
+        "last_seen": row["last_seen"].isoformat(),
+        "lon": row["lon"],
+        "lat": row["lat"],
+        "district": row["district"],
+        "location_status": row["location_status"],
+        "reports": dict(row["report_counts"] or {}),
+        "reports_total": row["reports_total"],
+        "event_ids": [],
+    }

@@ -20,7 +20,7 @@ from tests.conftest import VENV_BIN
 #: the agents each stage registers (a stage's folder may hold several)
 AGENTS = {
     "normalize": None,  # one per feed: normalize-<feed>
-    "correlate": {"correlate-route", "correlate"},
+    "correlate": {"correlate-route", "correlate-commands", "correlate"},
     "persist": {"persist-events"},
     "dispatch": {"dispatch"},
     "status": {"dispatch-status", "dispatch-commands"},

@@ -2,6 +2,8 @@
 // departments' workbench. Plain ES module, no build step; every text from the server is put
 // in the page as text (never as HTML). Chinese first, English on the switch.
 
+import { projection } from "./geo.js";
+
 const T = {
   zh: {
     title: "城市大脑 · 运营中心", map: "地图", queues: "队列", workbench: "工作台",
@@ -64,6 +66,7 @@ const cat = (c) => { const name = t(`c.${c}`); return name === `c.${c}` ? c : na
 const QUEUES = ["needs_location", "unrouted", "rejected_by_all", "overdue", "merge_suggestions"];
 const COLORS = { 1: "#c62828", 2: "#ef6c00", 3: "#f9a825", 4: "#1e88e5" };
 let session = null;
+let view = projection("WGS-84", false);  // how data are drawn on the map's tiles
 let stream = null;
 let counts = {};
 let timers = [];
@@ -236,21 +239,24 @@ function incidentTable(incidents, id) {
 // --- map --------------------------------------------------------------------------------------
 function baseMap(el, options = {}) {
   const map = L.map(el, { preferCanvas: true, ...options });
+  view = projection(session.tiles_crs, Boolean(session.tiles));
   if (session.tiles) L.tileLayer(session.tiles, { maxZoom: 18 }).addTo(map);
   return map;
 }
+const geoJSON = (data, options) => L.geoJSON(data, { ...options, coordsToLatLng: (c) => L.latLng(...view.toMap(c[0], c[1])) });
 async function districtsLayer(map) {
   const geo = await api("/api/v1/city/districts");
-  const layer = L.geoJSON(geo, { style: { color: "#43617f", weight: 1, fillColor: "#9db7d1", fillOpacity: 0.15 },
+  const layer = geoJSON(geo, { style: { color: "#43617f", weight: 1, fillColor: "#9db7d1", fillOpacity: 0.15 },
     onEachFeature: (f, l) => l.bindTooltip(`${f.properties.name} ${f.properties.code}`) }).addTo(map);
   map.fitBounds(layer.getBounds());
   // the management grid (网格), drawn when zoomed in far enough to read it
-  const grid = L.geoJSON(null, { style: { color: "#7d8fa3", weight: 0.5, fill: false }, interactive: false }).addTo(map);
+  const grid = geoJSON(null, { style: { color: "#7d8fa3", weight: 0.5, fill: false }, interactive: false }).addTo(map);
   map.on("moveend", async () => {
     grid.clearLayers();
     if (map.getZoom() < 14) return;
     const b = map.getBounds();
-    grid.addData(await api(`/api/v1/city/grid?bbox=${[b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(5)).join(",")}`));
+    const [west, south] = view.fromMap(b.getSouthWest()), [east, north] = view.fromMap(b.getNorthEast());
+    grid.addData(await api(`/api/v1/city/grid?bbox=${[west, south, east, north].map((v) => v.toFixed(5)).join(",")}`));
   });
   return layer;
 }
@@ -271,7 +277,7 @@ async function mapPage() {
     markers.clearLayers();
     for (const i of page.incidents) {
       if (i.lon === null || ["closed", "resolved"].includes(i.status)) continue;
-      L.circleMarker([i.lat, i.lon], { radius: 6 + Math.min(8, i.reports_total), color: COLORS[i.priority] || "#555", fillOpacity: 0.7 })
+      L.circleMarker(view.toMap(i.lon, i.lat), { radius: 6 + Math.min(8, i.reports_total), color: COLORS[i.priority] || "#555", fillOpacity: 0.7 })
         .bindPopup(h("div", {}, h("b", {}, cat(i.category)), " ", `P${i.priority}`, h("br"), i.status, h("br"),
           h("a", { href: `#/incident/${encodeURIComponent(i.incident_id)}` }, i.incident_id)))
         .addTo(markers);
@@ -351,15 +357,15 @@ function setPending(lon, lat, name) {
   document.getElementById("place-here").disabled = false;
   document.getElementById("pending").textContent = `${lon.toFixed(6)}, ${lat.toFixed(6)} ${name || ""}`;
   if (pendingMarker) pendingMarker.remove();
-  pendingMarker = L.marker([lat, lon]).addTo(placeMap);
-  placeMap.setView([lat, lon], Math.max(placeMap.getZoom(), 13));
+  pendingMarker = L.marker(view.toMap(lon, lat)).addTo(placeMap);
+  placeMap.setView(view.toMap(lon, lat), Math.max(placeMap.getZoom(), 13));
 }
 async function drawPlaceMap(inc) {
   pending = null;
   placeMap = baseMap(document.getElementById("placemap"));
   await districtsLayer(placeMap);
-  if (inc.lon !== null) L.circleMarker([inc.lat, inc.lon], { radius: 9, color: COLORS[inc.priority] }).addTo(placeMap);
-  placeMap.on("click", (ev) => setPending(ev.latlng.lng, ev.latlng.lat, ""));
+  if (inc.lon !== null) L.circleMarker(view.toMap(inc.lon, inc.lat), { radius: 9, color: COLORS[inc.priority] }).addTo(placeMap);
+  placeMap.on("click", (ev) => { const [lon, lat] = view.fromMap(ev.latlng); setPending(lon, lat, ""); });
 }
 
 function suggestionsCard(inc) {
