@@ -107,3 +107,17 @@ def messages_after(
         yield from consumer
     finally:
         consumer.close()
+
+
+def ensure_topic(settings: Settings, topic: str, partitions: int) -> None:
+    """Create `topic` unless it exists."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()

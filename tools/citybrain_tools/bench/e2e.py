@@ -472,26 +472,15 @@ def pace(
 ) -> None:
     """The load generator's process: `total` gauge messages at `rate`/s, at the telemetry
     worker's niceness (bulk traffic, made and processed, yields to the report path; on this
-    machine the load generator shares the cores that gateways elsewhere would not)."""
-    from kafka import KafkaProducer
+    machine the load generator shares the cores that gateways elsewhere would not). The
+    generator (`bench/load.py`, librdkafka) delivers over 240,000 messages/s on its own
+    here (`citybrain bench load`), so the offered rate is what the pipeline gets."""
+    from citybrain_tools.bench.load import produce
 
-    os.nice(telemetry_nice())
-
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=512 * 1024
+    _delivered, _failed, seconds = produce(
+        ",".join(bootstrap), topic, devices, first, total, rate, telemetry_nice()
     )
-    sent = 0
-    t0 = time.perf_counter()
-    while sent < total:
-        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
-        if due > sent:
-            for key, value in _gauge_messages(devices, due - sent, first + sent):
-                producer.send(topic, key=key, value=value)
-            sent = due
-        time.sleep(0.01)
-    producer.flush()
-    elapsed.value = time.perf_counter() - t0
-    producer.close()
+    elapsed.value = seconds
 
 
 class _Pipeline:

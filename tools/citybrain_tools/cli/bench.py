@@ -1,4 +1,4 @@
-"""`citybrain bench store | geo | e2e | correlate | normalize | address`: the benchmarks."""
+"""`citybrain bench store | geo | e2e | correlate | normalize | address | load`: the benchmarks."""
 
 from __future__ import annotations
 
@@ -219,4 +219,31 @@ def bench_address(
             as_dict(speed), json_out, f">= {TARGET_TEXTS_PER_S:,} texts/s on one core", fast
         )
     if missed:
+        raise typer.Exit(1)
+
+
+@app.command("load")
+def bench_load(
+    rate: Annotated[float, typer.Option(help="Messages/s offered.")] = 50_000.0,
+    seconds: Annotated[float, typer.Option(help="How long.")] = 20.0,
+    processes: Annotated[int, typer.Option(help="Producer processes sharing the rate.")] = 1,
+    topic: Annotated[str, typer.Option(help="A scratch topic (made if missing).")] = (
+        "bench.load.v1"
+    ),
+    json_out: JsonOut = False,
+) -> None:
+    """The load generator alone: water-gauge telemetry offered at a rate, and the rate the
+    broker acknowledged (target: it delivers what is offered, at least 50,000 messages/s,
+    twice the pipeline's 25,000 target, so it never limits a measurement)."""
+    from citybrain_tools.bench.load import TARGET_PER_S, as_dict, run_load
+    from citybrain_tools.kafka import ensure_topic
+
+    s = cli_settings()
+    ensure_topic(s, topic, partitions=s.topic_partitions)
+    devices = [f"WL-LOAD-{i:05d}" for i in range(500)]
+    result = run_load(s.kafka_bootstrap_servers, topic, devices, rate, seconds, processes)
+    met = result.failed == 0 and rate >= TARGET_PER_S and result.achieved_per_s >= 0.98 * rate
+    target = f"offered >= {TARGET_PER_S:,}/s and >= 98% of it delivered"
+    print_report(as_dict(result), json_out, target, met)
+    if not met:
         raise typer.Exit(1)
