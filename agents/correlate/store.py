@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from citybrain.core.event_rows import event_of_row
 from citybrain.correlation.batch import CorrelateOutput
-from citybrain.db.commands import UPSERT_COMMAND, command_row
+from citybrain.db.commands import UPSERT_COMMAND, answered, command_row
 from citybrain.schemas.commands import SplitCommand
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.tables import (
@@ -21,20 +21,6 @@ from citybrain.schemas.tables import (
 )
 from citybrain.settings import Settings
 from citybrain.streams.db import get_pool, get_writer
-
-
-async def answered(settings: Settings, command_ids: list[str]) -> set[str]:
-    """Which of these commands were applied or refused already."""
-    if not command_ids:
-        return set()
-    pool = await get_pool(settings)
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT command_id FROM operator_commands"
-            " WHERE command_id = ANY(%s) AND status <> 'accepted'",
-            (command_ids,),
-        )
-        return {r[0] for r in await cur.fetchall()}
 
 
 async def stored_reports(
@@ -64,7 +50,7 @@ async def command_inputs(
     reports of the incidents split (nothing is read for a batch without commands)."""
     ids = [i.command_id for i in items if hasattr(i, "command_id")]
     splits = [i.incident_id for i in items if isinstance(i, SplitCommand)]
-    done = await answered(settings, ids) if ids else set()
+    done = await answered(await get_pool(settings), ids)
     return done, await stored_reports(settings, splits) if splits else {}
 
 

@@ -16,9 +16,9 @@ from citybrain.agents.context import StageContext
 from citybrain.agents.dispatch.store import (
     DispatchCommand,
     apply_command,
-    command_answered,
     refuse_command,
 )
+from citybrain.db.commands import answered
 from citybrain.dispatch.commands import CommandRefused
 from citybrain.logs import get_logger
 from citybrain.schemas.commands import OWNED_BY_CORRELATION, Command
@@ -46,12 +46,14 @@ def install(ctx: StageContext) -> None:
 
     async def apply_commands(batch: Batch[DispatchCommand | None]) -> None:
         pool = await get_pool(settings)
+        done = await answered(pool, [c.command_id for c in batch.items if c is not None])
         for command in batch.items:
             if command is None:
                 continue  # the correlation owner's
-            if await command_answered(pool, command.command_id):
+            if command.command_id in done:
                 log.info("command already answered", command_id=command.command_id)
                 continue
+            done.add(command.command_id)  # answered below, whatever comes of it
             try:
                 plan, incident_id, before = await apply_command(
                     pool,

@@ -392,15 +392,6 @@ async def refuse_command(pool: AsyncConnectionPool, command: Any, reason: str) -
         await conn.execute(UPSERT_COMMAND, command_row(command, "refused", reason))
 
 
-async def command_answered(pool: AsyncConnectionPool, command_id: str) -> bool:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT 1 FROM operator_commands WHERE command_id = %s AND status <> 'accepted'",
-            (command_id,),
-        )
-        return await cur.fetchone() is not None
-
-
 def summary(plan: Plan) -> str:
     """What a command changed, in a few words (`operator_commands.result`)."""
     parts = [f"{h.status} {h.department}" for h in plan.history]

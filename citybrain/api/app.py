@@ -23,11 +23,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from citybrain.api import ops, store
+from citybrain.api import ops, paging, store
 from citybrain.api.auth import Caller, operations_only, scope_of
+from citybrain.api.bodies import Text
 from citybrain.api.ratelimit import TokenBuckets
 from citybrain.api.tokens import Principal
 from citybrain.dispatch.plan import TRANSITIONS
@@ -230,28 +231,17 @@ class TaskPage(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
 
 
-class _Text(BaseModel):
-    """Request bodies: no NUL characters in any text (no text column can store one)."""
-
-    @model_validator(mode="after")
-    def _no_nul(self) -> _Text:
-        for name, value in self:
-            if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"{name} contains a NUL character")
-        return self
-
-
-class Resolve(_Text):
+class Resolve(Text):
     note: str = Field(min_length=1, max_length=4000)
     photo_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
 
 
-class Reject(_Text):
+class Reject(Text):
     reason: str = Field(min_length=1, max_length=2000)
     suggested_department: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
 
 
-class ExtensionRequest(_Text):
+class ExtensionRequest(Text):
     resolve_deadline: AwareDatetime
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -296,12 +286,6 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TaskPage:
     """The caller's tasks (every department's for the operations center), newest first."""
-    try:
-        after = store.decode_cursor(cursor) if cursor else None
-    except ValueError as exc:
-        return JSONResponse(  # type: ignore[return-value]
-            {"detail": [{"field": "query.cursor", "reason": str(exc)}]}, status_code=400
-        )
     async with request.app.state.pool.connection() as conn:
         rows = await store.list_tasks(
             conn,
@@ -310,14 +294,10 @@ async def list_tasks(
             overdue=overdue,
             district=district,
             since=since,
-            after=after,
+            after=paging.after(cursor),
             limit=limit + 1,
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        store.encode_cursor(rows[-1]["created_at"], rows[-1]["dispatch_id"]) if more else None
-    )
+    rows, next_cursor = paging.page(rows, limit, "created_at", "dispatch_id")
     return TaskPage(tasks=[TaskSummary(**r) for r in rows], next_cursor=next_cursor)
 
 

@@ -17,9 +17,10 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Request
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field
 
 from citybrain.api.auth import Caller, operations_only
+from citybrain.api.bodies import Text
 from citybrain.db.commands import INSERT_ACCEPTED
 from citybrain.schemas.commands import (
     CODE,
@@ -49,15 +50,8 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Body(BaseModel):
+class _Body(Text):
     reason: str = Field(min_length=1, max_length=2000, description="Why (recorded).")
-
-    @model_validator(mode="after")
-    def _no_nul(self) -> _Body:
-        for name, value in self:
-            if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"{name} contains a NUL character")
-        return self
 
 
 class PlaceBody(_Body):
@@ -122,27 +116,35 @@ def _command_id(key: str | None) -> str:
     if key is None:
         return f"cmd-{secrets.token_hex(8)}"
     if not KEY.match(key):
-        raise HTTPException(
-            400, [{"field": "header.Idempotency-Key", "reason": "8-100 of A-Za-z0-9_.:-"}]
-        )
+        raise HTTPException(400, [{"field": "header.Idempotency-Key", "reason": KEY_RULE}])
     return f"cmd-{key}"
 
 
-async def _incident(request: Request, incident_id: str) -> dict[str, Any]:
+async def _row(request: Request, query: str, params: tuple[Any, ...], missing: str) -> Any:
+    """The one row a check reads; 404 saying `missing` when there is none."""
     async with (
         request.app.state.pool.connection() as conn,
         conn.cursor(row_factory=dict_row) as cur,
     ):
-        await cur.execute(
-            "SELECT incident_id, status, location_status, category, callback, merged_into,"
-            " (SELECT coalesce(jsonb_object_agg(department, status), '{}') FROM dispatches d"
-            "  WHERE d.incident_id = i.incident_id) AS tasks"
-            " FROM incidents i WHERE incident_id = %s",
-            (incident_id,),
-        )
+        await cur.execute(query.encode(), params)
         row = await cur.fetchone()
     if row is None:
-        raise HTTPException(404, "no such incident")
+        raise HTTPException(404, missing)
+    return row
+
+
+async def _incident(request: Request, incident_id: str) -> dict[str, Any]:
+    """An incident as the checks see it: status, place, callback, and its tasks' statuses
+    by department."""
+    row = await _row(
+        request,
+        "SELECT incident_id, status, location_status, category, callback, merged_into,"
+        " (SELECT coalesce(jsonb_object_agg(department, status), '{}') FROM dispatches d"
+        "  WHERE d.incident_id = i.incident_id) AS tasks"
+        " FROM incidents i WHERE incident_id = %s",
+        (incident_id,),
+        "no such incident",
+    )
     return dict(row)
 
 
@@ -185,9 +187,7 @@ def _common(who: Any, body: _Body, key: str | None) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/incidents/{incident_id}/place", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/place", **COMMAND)
 async def place(
     request: Request, who: Caller, incident_id: str, body: PlaceBody, key: IdempotencyKey = None
 ) -> Accepted:
@@ -203,9 +203,7 @@ async def place(
     return await _send(request, command)
 
 
-@router.post(
-    "/incidents/{incident_id}/merge", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/merge", **COMMAND)
 async def merge(
     request: Request, who: Caller, incident_id: str, body: MergeBody, key: IdempotencyKey = None
 ) -> Accepted:
@@ -245,12 +243,7 @@ async def split(
     return await _send(request, command)
 
 
-@router.post(
-    "/incidents/{incident_id}/suggestions/{candidate_id}/accept",
-    status_code=202,
-    response_model=Accepted,
-    responses=ANSWERS,
-)
+@router.post("/incidents/{incident_id}/suggestions/{candidate_id}/accept", **COMMAND)
 async def accept_suggestion(
     request: Request,
     who: Caller,
@@ -266,12 +259,7 @@ async def accept_suggestion(
     )
 
 
-@router.post(
-    "/incidents/{incident_id}/suggestions/{candidate_id}/dismiss",
-    status_code=202,
-    response_model=Accepted,
-    responses=ANSWERS,
-)
+@router.post("/incidents/{incident_id}/suggestions/{candidate_id}/dismiss", **COMMAND)
 async def dismiss_suggestion(
     request: Request,
     who: Caller,
@@ -288,22 +276,18 @@ async def dismiss_suggestion(
 
 
 async def _suggestion(request: Request, incident_id: str, candidate_id: str) -> None:
-    async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status FROM incident_merge_suggestions"
-            " WHERE incident_id = %s AND candidate_id = %s",
-            (incident_id, candidate_id),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, "no such suggestion")
-    if row[0] != "open":
-        raise HTTPException(409, f"the suggestion was {row[0]} already")
+    row = await _row(
+        request,
+        "SELECT status FROM incident_merge_suggestions WHERE incident_id = %s"
+        " AND candidate_id = %s",
+        (incident_id, candidate_id),
+        "no such suggestion",
+    )
+    if row["status"] != "open":
+        raise HTTPException(409, f"the suggestion was {row['status']} already")
 
 
-@router.post(
-    "/incidents/{incident_id}/assign", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/assign", **COMMAND)
 async def assign(
     request: Request, who: Caller, incident_id: str, body: AssignBody, key: IdempotencyKey = None
 ) -> Accepted:
@@ -335,29 +319,24 @@ async def assign(
     return await _send(request, command)
 
 
-@router.post(
-    "/tasks/{dispatch_id}/urge", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/tasks/{dispatch_id}/urge", **COMMAND)
 async def urge(
     request: Request, who: Caller, dispatch_id: str, body: _Body, key: IdempotencyKey = None
 ) -> Accepted:
     """Urge a department on an open task (督办): it gets a `task.urged` message."""
     common = _common(who, body, key)
-    async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status FROM dispatches WHERE dispatch_id = %s", (dispatch_id,)
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, "no such task")
-    if row[0] not in OPEN_TASK:
-        raise HTTPException(409, f"a {row[0]} task cannot be urged")
+    row = await _row(
+        request,
+        "SELECT status FROM dispatches WHERE dispatch_id = %s",
+        (dispatch_id,),
+        "no such task",
+    )
+    if row["status"] not in OPEN_TASK:
+        raise HTTPException(409, f"a {row['status']} task cannot be urged")
     return await _send(request, UrgeCommand(**common, dispatch_id=dispatch_id))
 
 
-@router.post(
-    "/incidents/{incident_id}/close", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/close", **COMMAND)
 async def close(
     request: Request, who: Caller, incident_id: str, body: CloseBody, key: IdempotencyKey = None
 ) -> Accepted:
@@ -376,9 +355,7 @@ async def close(
     return await _send(request, command)
 
 
-@router.post(
-    "/incidents/{incident_id}/reopen", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/reopen", **COMMAND)
 async def reopen(
     request: Request, who: Caller, incident_id: str, body: _Body, key: IdempotencyKey = None
 ) -> Accepted:
@@ -390,9 +367,7 @@ async def reopen(
     return await _send(request, ReopenCommand(**common, incident_id=incident_id))
 
 
-@router.post(
-    "/incidents/{incident_id}/callback", status_code=202, response_model=Accepted, responses=ANSWERS
-)
+@router.post("/incidents/{incident_id}/callback", **COMMAND)
 async def callback(
     request: Request, who: Caller, incident_id: str, body: CallbackBody, key: IdempotencyKey = None
 ) -> Accepted:
@@ -407,17 +382,12 @@ async def callback(
 async def command_state(request: Request, who: Caller, command_id: str) -> CommandState:
     """A command and what came of it: accepted, then applied or refused (with the reason)."""
     operations_only(who, "only the operations center gives commands")
-    async with (
-        request.app.state.pool.connection() as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-    ):
-        await cur.execute(
-            "SELECT command_id, command, incident_id, dispatch_id, actor, reason, payload,"
-            " status, result, requested_at, applied_at FROM operator_commands"
-            " WHERE command_id = %s",
-            (command_id,),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise HTTPException(404, "no such command")
+    row = await _row(
+        request,
+        "SELECT command_id, command, incident_id, dispatch_id, actor, reason, payload,"
+        " status, result, requested_at, applied_at FROM operator_commands"
+        " WHERE command_id = %s",
+        (command_id,),
+        "no such command",
+    )
     return CommandState(**row)

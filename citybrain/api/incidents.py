@@ -9,10 +9,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
-from citybrain.api import incident_store, store
+from citybrain.api import incident_store, paging
 from citybrain.api.auth import Caller, scope_of
 
 router = APIRouter(tags=["incidents"])
@@ -140,12 +139,6 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentPage:
     """Incidents, most recently active first (the caller's only, for a department)."""
-    try:
-        after = store.decode_cursor(cursor) if cursor else None
-    except ValueError as exc:
-        return JSONResponse(  # type: ignore[return-value]
-            {"detail": [{"field": "query.cursor", "reason": str(exc)}]}, status_code=400
-        )
     async with request.app.state.pool.connection() as conn:
         rows = await incident_store.list_incidents(
             conn,
@@ -157,14 +150,10 @@ async def list_incidents(
             since=since,
             until=until,
             text=q,
-            after=after,
+            after=paging.after(cursor),
             limit=limit + 1,
         )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        store.encode_cursor(rows[-1]["last_seen"], rows[-1]["incident_id"]) if more else None
-    )
+    rows, next_cursor = paging.page(rows, limit, "last_seen", "incident_id")
     return IncidentPage(incidents=[IncidentSummary(**r) for r in rows], next_cursor=next_cursor)
 
 

@@ -80,9 +80,11 @@ def correlate_batch(
     taken_in: dict[str, list[str]] = {}  # incident -> the reports it took in this batch
     statuses: list[Incident] = []
     extra: list[tuple[str, dict[str, Any]]] = []  # messages of incidents no longer held
+    answered = set(done)
     for index, item in enumerate(items):
         if isinstance(item, PlaceCommand | MergeCommand | DismissSuggestionCommand | SplitCommand):
-            if item.command_id not in done:
+            if item.command_id not in answered:
+                answered.add(item.command_id)  # a copy later in the batch changes nothing
                 try:
                     _command(c, item, locate, out, touched, first_change, extra, reports)
                 except Exception as exc:  # a bug must not stop the single owner

@@ -834,17 +834,11 @@ class Correlator:
             inc.add_point(e.location.lon, e.location.lat)  # type: ignore[arg-type]
         if moves:
             # it found its place (or its district): index it again
-            _discard(self.by_cell[old], inc.data)
-            if not self.by_cell[old]:
-                del self.by_cell[old]
-            self._release(inc)
+            self._unindex(inc, old)
             if finds_place:
                 inc.location_status = "located"
             inc.district = inc.district or e.location.district
-            if inc.cell != old:
-                self.vacated.add(old)
-                self.moved.update(inc.event_keys)
-            self.hold(inc)
+            self._reindex(inc, old)
 
     def find(self, incident_id: str) -> Incident | None:
         """A held incident by id (None for one not held, or an id this stage never makes)."""
@@ -882,16 +876,10 @@ class Correlator:
             target.add_point(points[i], points[i + 1])
         data.extend(source.event_keys)
         if target.cell != old or (target.lon is not None and target.location_status != "located"):
-            _discard(self.by_cell[old], data)
-            if not self.by_cell[old]:
-                del self.by_cell[old]
-            self._release(target)
+            self._unindex(target, old)
             if target.lon is not None:
                 target.location_status = "located"
-            if target.cell != old:
-                self.vacated.add(old)
-                self.moved.update(target.event_keys)
-            self.hold(target)
+            self._reindex(target, old)
         return Change(target, opened=False)
 
     def place(
@@ -904,17 +892,11 @@ class Correlator:
         if inc is None:
             return None
         old = inc.cell
-        _discard(self.by_cell[old], inc.data)
-        if not self.by_cell[old]:
-            del self.by_cell[old]
-        self._release(inc)
+        self._unindex(inc, old)
         inc.put_place(lon, lat)
         inc.location_status = "located"
         inc.district = district or inc.district
-        if inc.cell != old:
-            self.vacated.add(old)
-            self.moved.update(inc.event_keys)
-        self.hold(inc)
+        self._reindex(inc, old)
         return Change(inc, opened=False)
 
     def split(
@@ -966,13 +948,27 @@ class Correlator:
             self._absorb(inc, e, event_key(e.event_id), placed_by_it=n == 0)
         return inc
 
-    def _remove(self, inc: Incident) -> None:
-        cell = inc.cell
+    def _unindex(self, inc: Incident, cell: str) -> None:
+        """Take an incident out of the indexes before its place or district changes (`cell`:
+        where it is held now)."""
         _discard(self.by_cell[cell], inc.data)
         if not self.by_cell[cell]:
             del self.by_cell[cell]
-        self.vacated.add(cell)
         self._release(inc)
+
+    def _reindex(self, inc: Incident, old: str) -> None:
+        """Index an incident again after `_unindex`; a report that repeats one of its keys
+        finds it where it was (`moved`), and the cell it left is persisted (`vacated`)."""
+        if inc.cell != old:
+            self.vacated.add(old)
+            self.moved.update(inc.event_keys)
+        self.hold(inc)
+
+    def _remove(self, inc: Incident) -> None:
+        """Let an incident go (merged into another, or built again by a split)."""
+        cell = inc.cell
+        self._unindex(inc, cell)
+        self.vacated.add(cell)
 
     def set_status(self, incident_id: str, status: str) -> Incident | None:
         """Record an incident's status from the dispatch stage (a resolved incident that

@@ -43,3 +43,16 @@ def command_row(
         result,
         command.at,
     )
+
+
+async def answered(pool: Any, command_ids: list[str]) -> set[str]:
+    """Which of these commands were applied or refused already (one query for a batch)."""
+    if not command_ids:
+        return set()
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT command_id FROM operator_commands"
+            " WHERE command_id = ANY(%s) AND status <> 'accepted'",
+            (command_ids,),
+        )
+        return {r[0] for r in await cur.fetchall()}

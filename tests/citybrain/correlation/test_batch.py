@@ -113,9 +113,14 @@ def test_placing_a_district_only_incident_locates_it_and_new_reports_find_it() -
     # a located report near the placed point now joins it
     near = ev("n", lon=121.51, lat=31.21, minutes=3)
     assert _opened(c, near) == [vague]
-    # the same command delivered again changes nothing
+    # the same command delivered again changes nothing, in a later batch or the same one
     again = correlate_batch(c, [place], NOW, done={"cmd-p"})
     assert (again.messages, again.commands) == ([], [])
+    other = Correlator()
+    (vague_too,) = _opened(other, ev("v", status="needs_location", address="浦东新区某个路口"))
+    twice = PlaceCommand(**WHO, command_id="cmd-2", incident_id=vague_too, lon=121.51, lat=31.21)
+    out = correlate_batch(other, [twice, twice], NOW, locate=lambda lon, lat: "310115")
+    assert len(out.commands) == 1 and len(other.find(vague_too).points) == 2  # type: ignore[union-attr]
 
 
 def test_placing_an_incident_no_longer_held_updates_its_row() -> None:
