@@ -23,6 +23,7 @@ next batch is processed (`streams.batches.Pipeline`), and the batch is acked aft
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from faust.types import Message
 from citybrain.logs import get_logger
 from citybrain.metrics import BATCH_SECONDS, RECORDS
 from citybrain.streams.batches import BatchTopic, Pipeline
-from citybrain.streams.dlq import send_dead_letter
+from citybrain.streams.dlq import queue_dead_letter
 from citybrain.streams.retry import TRANSIENT, retry_transient
 from citybrain.streams.take import take_ready
 
@@ -184,20 +185,26 @@ class Stage:
             yield [e.message for e in events]
 
     async def dead_letters(self, batch: Batch[Any]) -> None:
-        """Send the batch's rejected records to their dead-letter topics (each once)."""
+        """Send the batch's rejected records to their dead-letter topics (each once), all
+        handed to the producer first, then every acknowledgement waited for."""
         seen: set[int] = set()
+        acks = []
         for r in batch.rejected:
             if r.position in seen:
                 continue
             seen.add(r.position)
-            await send_dead_letter(
-                self.app,
-                batch.records[r.position],
-                stage=self.name,
-                error=r.error,
-                reason=r.reason,
-                feed=r.feed,
+            acks.append(
+                await queue_dead_letter(
+                    self.app,
+                    batch.records[r.position],
+                    stage=self.name,
+                    error=r.error,
+                    reason=r.reason,
+                    feed=r.feed,
+                )
             )
+        if acks:
+            await asyncio.gather(*acks)
 
 
 class _Runner(Generic[T]):
