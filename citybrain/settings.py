@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository root when running from a checkout (deploy/local lives there).
@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     )
 
     # --- Worker ------------------------------------------------------------------
+    worker_role: Literal["all", "telemetry", "reports"] = Field(
+        "all",
+        description="What this worker is for (`citybrain.roles`): `all` runs everything; "
+        "`telemetry` reads the feeds that send readings in the group `<app id>-telemetry` "
+        "at niceness 10 on the database's bulk lane; `reports` reads the alarm and call "
+        "feeds and runs every other stage. Settings given in the environment win over the "
+        "role's.",
+    )
     app_id: str = Field("citybrain", description="Faust app id (consumer group prefix).")
     stages: str = Field(
         "all",
@@ -215,6 +223,30 @@ class Settings(BaseSettings):
         0.1,
         description="Longest seconds a batch fills while its agent is busy (an idle agent gets "
         "what has come at once; a busy one finds its next batch filled meanwhile).",
+    )
+    telemetry_batch_max: int = Field(
+        4000,
+        ge=1,
+        description="Most records in one batch of a feed that sends readings: a telemetry "
+        "batch is bounded, so one never holds the database or the CPU for long.",
+    )
+    report_batch_max: int = Field(
+        500,
+        ge=1,
+        description="Most records in one batch of an alarm or call feed.",
+    )
+    db_bulk_connections: int = Field(
+        2,
+        ge=1,
+        description="Connections of the worker's pool that bulk writes (telemetry readings) "
+        "may hold at once; the others stay free for the report path, which also goes "
+        "first when both wait (`streams.db`).",
+    )
+    maintenance_quiet: float = Field(
+        0.2,
+        ge=0,
+        description="Seconds without report-path database work that a maintenance step "
+        "waits for before it runs (at most 10 s a step): housekeeping yields to reports.",
     )
     telemetry_batch_wait: float = Field(
         0.5,
@@ -267,6 +299,17 @@ class Settings(BaseSettings):
     fault_slow_seconds: float = Field(
         0.0, description="Fault injection: how long the slow event's batch sleeps."
     )
+
+    @model_validator(mode="after")
+    def _apply_role(self) -> Settings:
+        """Fill in the worker role's settings (`citybrain.roles`) not set explicitly."""
+        from citybrain.roles import role_overrides
+
+        for name, value in role_overrides(
+            self.worker_role, self.app_id, set(self.model_fields_set)
+        ).items():
+            object.__setattr__(self, name, value)
+        return self
 
     @property
     def resolved_log_dir(self) -> Path:

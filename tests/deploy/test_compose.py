@@ -113,8 +113,25 @@ NEEDS = {
         "CITYBRAIN_METRICS_HOST",  # 127.0.0.1 inside a container is unreachable
         "CITYBRAIN_WORKER_WEB_HOST",
     },
+    "worker-telemetry": {
+        "CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS",
+        "CITYBRAIN_DB_HOST",
+        "CITYBRAIN_DB_PASSWORD",
+        "CITYBRAIN_METRICS_HOST",
+        "CITYBRAIN_WORKER_WEB_HOST",
+        "CITYBRAIN_WORKER_ROLE",
+    },
     "api": {"CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS", "CITYBRAIN_DB_HOST", "CITYBRAIN_DB_PASSWORD"},
 }
+
+
+def test_the_recommended_deployment_gives_the_bulk_less_cpu(compose: dict[str, Any]) -> None:
+    """Two workers, one per role; the telemetry one with the smaller CPU weight (a
+    container's cgroup: niceness would not count across containers)."""
+    reports, telemetry = compose["services"]["worker"], compose["services"]["worker-telemetry"]
+    assert _env(compose, "worker")["CITYBRAIN_WORKER_ROLE"] == "reports"
+    assert _env(compose, "worker-telemetry")["CITYBRAIN_WORKER_ROLE"] == "telemetry"
+    assert telemetry["cpu_shares"] < reports["cpu_shares"]
 
 
 @pytest.mark.parametrize("service", sorted(NEEDS))
