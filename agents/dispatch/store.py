@@ -17,7 +17,6 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from citybrain.db.commands import UPSERT_COMMAND, command_row
 from citybrain.dispatch.batch import DispatchPlans, incident_view, plan_batch, status_report
@@ -29,7 +28,7 @@ from citybrain.dispatch.commands import (
     plan_urge,
 )
 from citybrain.dispatch.extension import plan_extension
-from citybrain.dispatch.outbox import Attempt, Delivery
+from citybrain.dispatch.outbox import Attempt, Delivery, delivery_rank
 from citybrain.dispatch.plan import (
     DispatchContext,
     IncidentView,
@@ -47,6 +46,7 @@ from citybrain.schemas.commands import (
     UrgeCommand,
 )
 from citybrain.schemas.dispatch_status import StatusReportModel
+from citybrain.streams.db import LanedPool
 from citybrain.streams.retry import TRANSIENT
 
 DispatchCommand = (
@@ -207,7 +207,15 @@ async def save_plan(
                 ],
             )
     rows = [
-        (m.message_id, destination, m.dispatch_id, m.department, m.kind, Jsonb(dict(m.payload)))
+        (
+            m.message_id,
+            destination,
+            m.dispatch_id,
+            m.department,
+            m.kind,
+            Jsonb(dict(m.payload)),
+            delivery_rank(m.kind, int(m.payload.get("priority", 4))),
+        )
         for m in plan.messages
         for destination in destinations(m.department)
     ]
@@ -218,11 +226,11 @@ async def save_plan(
             # one statement for every row; RETURNING gives the new ones only
             await cur.execute(
                 "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id, department,"
-                " kind, payload, max_attempts, next_attempt_at, leased_attempt)"
-                " SELECT m, d, i, dep, k, p, %s,"
+                " kind, payload, rank, max_attempts, next_attempt_at, leased_attempt)"
+                " SELECT m, d, i, dep, k, p, rk, %s,"
                 " COALESCE(%s::timestamptz + make_interval(secs => %s), now()), %s"
                 " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::jsonb[]) AS r(m, d, i, dep, k, p)"
+                " %s::jsonb[], %s::smallint[]) AS r(m, d, i, dep, k, p, rk)"
                 " ON CONFLICT DO NOTHING RETURNING *",
                 (
                     max_attempts,
@@ -258,7 +266,7 @@ Destinations = Callable[[str], Iterable[str]]
 
 
 async def dispatch_incidents(
-    pool: AsyncConnectionPool,
+    pool: LanedPool,
     incidents: Sequence[IncidentView],
     ctx: DispatchContext,
     destinations: Destinations,
@@ -292,7 +300,7 @@ async def dispatch_incidents(
 
 
 async def escalate_due(
-    pool: AsyncConnectionPool,
+    pool: LanedPool,
     ctx: DispatchContext,
     destinations: Destinations,
     max_attempts: int,
@@ -312,7 +320,7 @@ class UnknownDispatch(LookupError):
 
 
 async def apply_status_report(
-    pool: AsyncConnectionPool,
+    pool: LanedPool,
     model: StatusReportModel,
     ctx: DispatchContext,
     destinations: Destinations,
@@ -335,7 +343,7 @@ async def apply_status_report(
 
 
 async def apply_command(
-    pool: AsyncConnectionPool,
+    pool: LanedPool,
     command: DispatchCommand,
     ctx: DispatchContext,
     destinations: Destinations,
@@ -386,7 +394,7 @@ async def apply_command(
     return plan, incident_id, before
 
 
-async def refuse_command(pool: AsyncConnectionPool, command: Any, reason: str) -> None:
+async def refuse_command(pool: LanedPool, command: Any, reason: str) -> None:
     """Answer a command `refused`, with the reason."""
     async with pool.connection() as conn:
         await conn.execute(UPSERT_COMMAND, command_row(command, "refused", reason))
@@ -431,7 +439,8 @@ class Outgoing:
 async def claim_deliveries(
     conn: AsyncConnection[Any], now: datetime, lease_s: float, limit: int
 ) -> list[Outgoing]:
-    """Due deliveries, leased to this worker for `lease_s` (a worker that dies mid-way
+    """Due deliveries, the most urgent first (`delivery_rank`: the task's priority, then
+    the message's kind), leased to this worker for `lease_s` (a worker that dies mid-way
     leaves them to be retried when the lease runs out; the next claim sees `lease_lost`)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
@@ -440,7 +449,7 @@ async def claim_deliveries(
             " leased_attempt = o.attempts + 1"
             " FROM (SELECT message_id, destination, leased_attempt FROM dispatch_outbox"
             "       WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
-            "       ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
+            "       ORDER BY rank, next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
             " WHERE o.message_id = due.message_id AND o.destination = due.destination"
             " RETURNING o.*, due.leased_attempt > o.attempts AS lease_lost",
             {"now": now, "lease": lease_s, "limit": limit},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from citybrain.db.connect import connect
 from citybrain.db.maintain import maintain
 from citybrain.db.migrate import recorded_mode
@@ -11,8 +13,9 @@ from citybrain.settings import Settings
 LOCK_ID = 0x4D41494E  # "MAIN"
 
 
-def run_maintenance(settings: Settings) -> str:
-    """One maintenance pass; returns what happened (for the log)."""
+def run_maintenance(settings: Settings, pause: Callable[[], None] | None = None) -> str:
+    """One maintenance pass, `pause` before each step; returns what happened (for the
+    log)."""
     with connect(settings, autocommit=True, connect_timeout=5) as conn:
         mode = recorded_mode(conn)
         if mode is None:
@@ -23,7 +26,7 @@ def run_maintenance(settings: Settings) -> str:
         if not got or not got[0]:
             return "skipped (another worker holds the lock)"
         try:
-            report = maintain(conn, mode, settings)
+            report = maintain(conn, mode, settings, pause=pause)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_ID,))
     return (

@@ -68,9 +68,10 @@ def install(ctx: StageContext) -> None:
 
 def _install_feed(ctx: StageContext, feed: Feed, events: Any, correlate: Any) -> None:
     app, settings = ctx.app, ctx.settings
-    # telemetry: large batches, fewer transactions and one state write per device per batch;
-    # reports and alarms: short waits, low latency
-    wait = settings.telemetry_batch_wait if feed.definition.readings else settings.batch_wait
+    # telemetry: large bounded batches, fewer transactions and one state write per device per
+    # batch, on the database's bulk lane; reports and alarms: short waits, low latency
+    bulk = bool(feed.definition.readings)
+    wait = settings.telemetry_batch_wait if bulk else settings.batch_wait
     raw_topic = BatchTopic(
         app,
         topics=[feed.topic],
@@ -80,7 +81,7 @@ def _install_feed(ctx: StageContext, feed: Feed, events: Any, correlate: Any) ->
         value_serializer="raw",
         partitions=settings.topic_partitions,
         internal=True,  # created at start-up when missing
-        max_records=4000,
+        max_records=settings.telemetry_batch_max if bulk else settings.report_batch_max,
         within=wait,
     )
     table: TableT | None = None
@@ -115,7 +116,7 @@ def _install_feed(ctx: StageContext, feed: Feed, events: Any, correlate: Any) ->
         Safe to run again (upserts, at-least-once sends)."""
         stored = None
         if out.readings or out.contacts:
-            write = partial(write_readings, settings, out)
+            write = partial(write_readings, settings, out, bulk)
             stored = asyncio.ensure_future(retry_transient(write, what=f"{STAGE}-{feed.name}"))
         try:
             pending = []

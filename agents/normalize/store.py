@@ -12,9 +12,10 @@ from citybrain.settings import Settings
 from citybrain.streams.db import get_pool, get_writer
 
 
-async def write_readings(settings: Settings, out: BatchOutput) -> None:
-    """A batch's readings and contacts, upserted in one transaction."""
-    writer = await get_writer(settings)
+async def write_readings(settings: Settings, out: BatchOutput, bulk: bool) -> None:
+    """A batch's readings and contacts, upserted in one transaction; a telemetry batch
+    (`bulk`) on the pool's bulk lane, behind the report path."""
+    writer = await get_writer(settings, bulk=bulk)
     await writer.write_many([(READINGS, out.readings), (PERSONAL_CONTACTS, out.contacts)])
 
 

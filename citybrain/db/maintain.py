@@ -2,12 +2,14 @@
 
 Plain mode: create partitions ahead of time, drop those past retention, refresh the
 dashboard aggregates (the buckets the inserts since the last refresh touched: migration
-0007's invalidation log). TimescaleDB mode: its policies do all this; here only a manual refresh of
-the continuous aggregates is offered.
+0007's invalidation log), a few buckets a transaction (migration 0015) with a pause between
+the steps for the worker's report path to go first. TimescaleDB mode: its policies do all
+this; here only a manual refresh of the continuous aggregates is offered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -31,14 +33,21 @@ class MaintenanceReport:
 
 
 def maintain(
-    conn: psycopg.Connection, mode: Mode, settings: Settings, ahead_days: int = 7
+    conn: psycopg.Connection,
+    mode: Mode,
+    settings: Settings,
+    ahead_days: int = 7,
+    pause: Callable[[], None] | None = None,
 ) -> MaintenanceReport:
-    """Run the plain-mode housekeeping (no-op parts in TimescaleDB mode). Autocommit conn."""
+    """Run the plain-mode housekeeping (no-op parts in TimescaleDB mode). Autocommit conn.
+    `pause` runs before each step (a worker's waits for the report path to be quiet)."""
+    step = pause or (lambda: None)
     report = MaintenanceReport()
     report.contacts_expired = expire_contacts(conn, settings)  # both modes
     if mode == "timescale":
         return report
     for t in time_tables(settings):
+        step()
         row = conn.execute(
             "SELECT citybrain_ensure_partitions(%s::regclass, %s::interval, "
             "now() - interval '2 days', now() + make_interval(days => %s))",
@@ -54,8 +63,9 @@ def maintain(
             report.partitions_dropped += int(row[0]) if row else 0
     incremental = conn.execute("SELECT to_regclass('aggregate_invalidations')").fetchone()
     for agg in AGGREGATES:
+        step()
         if incremental and incremental[0] is not None:
-            report.ranges_recomputed += refresh_aggregate(conn, agg.name, agg.bucket)
+            report.ranges_recomputed += refresh_aggregate(conn, agg.name, agg.bucket, pause)
         else:  # a database not yet migrated to 0007: still materialised views
             refresh_view(conn, agg.name)
         report.refreshed.append(agg.name)
@@ -73,14 +83,34 @@ def refresh_view(conn: psycopg.Connection, name: str) -> None:
     )
 
 
-def refresh_aggregate(conn: psycopg.Connection, name: str, bucket: str) -> int:
+#: most buckets an aggregate's refresh recomputes in one transaction
+PIECE_BUCKETS = 12
+
+
+def refresh_aggregate(
+    conn: psycopg.Connection,
+    name: str,
+    bucket: str,
+    pause: Callable[[], None] | None = None,
+    max_buckets: int = PIECE_BUCKETS,
+) -> int:
     """Plain mode: recompute the buckets of one aggregate table that inserts made stale
-    since its last refresh (one transaction); returns the merged ranges recomputed."""
-    with conn.transaction():
-        row = conn.execute(
-            "SELECT citybrain_refresh_aggregate(%s, %s::interval)", (name, bucket)
-        ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    since its last refresh, at most `max_buckets` buckets a transaction, calling `pause`
+    before each piece after the first (housekeeping yields to the report path between
+    pieces); returns the pieces recomputed. What a stopped pass left stays logged."""
+    pieces = 0
+    while True:
+        if pieces and pause is not None:
+            pause()
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT citybrain_refresh_aggregate_piece(%s, %s::interval, %s)",
+                (name, bucket, max_buckets),
+            ).fetchone()
+        done = int(row[0]) if row and row[0] is not None else 0
+        pieces += done > 0
+        if done < 2:  # 0: nothing was stale; 1: that was the last piece
+            return pieces
 
 
 def refresh_continuous_aggregates(conn: psycopg.Connection) -> list[str]:

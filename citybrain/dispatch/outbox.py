@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_BASE_S",
     "DEFAULT_CAP_S",
     "DEFAULT_MAX_ATTEMPTS",
+    "KIND_RANK",
     "Attempt",
     "Delivery",
     "DeliveryStatus",
@@ -32,6 +33,7 @@ __all__ = [
     "Verdict",
     "attempt_record",
     "classify",
+    "delivery_rank",
     "destination_kind",
     "due",
     "record_attempt",
@@ -292,3 +294,23 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+#: what a department must act on first: new, urged, escalated or reopened work, then
+#: changes to it, then reminders and cancellations
+KIND_RANK: dict[str, int] = {
+    "task.created": 0,
+    "task.urged": 0,
+    "task.escalated": 0,
+    "task.reopened": 0,
+    "task.updated": 1,
+    "task.reminder": 2,
+    "task.cancelled": 2,
+}
+
+
+def delivery_rank(kind: str, priority: int) -> int:
+    """A delivery's place in the outbox (lower goes first): the task's priority (1, the
+    most urgent, to 4) first, then the kind (`KIND_RANK`; an unknown kind goes last of its
+    priority)."""
+    return (min(4, max(1, priority)) - 1) * 3 + KIND_RANK.get(kind, 2)

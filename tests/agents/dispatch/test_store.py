@@ -116,3 +116,66 @@ def test_a_lease_that_ended_without_an_attempt_is_marked_lost(stack: Settings) -
         )
     again = asyncio.run(_claimed(stack, now + timedelta(seconds=122)))
     assert first in again and not again[first].lease_lost
+
+
+def test_the_outbox_claims_the_most_urgent_first(stack: Settings) -> None:
+    """Due deliveries come in rank order (priority, then kind), oldest first within a rank:
+    a P1 gas leak's new task goes ahead of older P4 updates and reminders."""
+    run = uuid.uuid4().hex[:8]
+    incident_id = f"inc-rank-{run}"
+    _store_incident(stack, incident_id)
+    asyncio.run(_plan_and_save(stack, incident_id, (datetime.now(UTC), 60.0)))
+    dispatch_id = _dispatch_of(stack, incident_id)
+    old = datetime.now(UTC) - timedelta(hours=1)
+    rows = [  # (message, kind, rank, queued): the urgent one queued last
+        (f"m-{run}-reminder", "task.reminder", 11, old),
+        (f"m-{run}-update", "task.updated", 10, old + timedelta(seconds=1)),
+        (f"m-{run}-p1-update", "task.updated", 1, old + timedelta(seconds=2)),
+        (f"m-{run}-p1-new", "task.created", 0, old + timedelta(seconds=3)),
+    ]
+    with psycopg.connect(stack.conninfo(), autocommit=True) as conn:
+        for message_id, kind, rank, at in rows:
+            conn.execute(
+                "INSERT INTO dispatch_outbox (message_id, destination, dispatch_id, department,"
+                " kind, payload, rank, max_attempts, next_attempt_at)"
+                " VALUES (%s, 'kafka:dispatch.x.v1', %s, 'x', %s, '{}', %s, 5, %s)",
+                (message_id, dispatch_id, kind, rank, at),
+            )
+
+    async def claim_order() -> list[str]:
+        conn: AsyncConnection[Any] = await AsyncConnection.connect(stack.conninfo())
+        try:
+            async with conn.transaction(force_rollback=True):
+                claimed = await claim_deliveries(conn, datetime.now(UTC), 60.0, 100_000)
+        finally:
+            await conn.close()
+        ours = {r[0] for r in rows}
+        return [c.message_id for c in claimed if c.message_id in ours]
+
+    assert asyncio.run(claim_order()) == [
+        f"m-{run}-p1-new",
+        f"m-{run}-p1-update",
+        f"m-{run}-update",
+        f"m-{run}-reminder",
+    ]
+
+
+def test_a_plan_queues_its_messages_with_their_rank(stack: Settings) -> None:
+    incident_id = f"inc-rank-{uuid.uuid4().hex[:8]}"
+    _store_incident(stack, incident_id)  # a P1 gas leak
+    queued = asyncio.run(_plan_and_save(stack, incident_id, None))
+    with psycopg.connect(stack.conninfo()) as conn:
+        ranks = conn.execute(
+            "SELECT DISTINCT kind, rank FROM dispatch_outbox WHERE message_id = ANY(%s)",
+            ([q.message_id for q in queued],),
+        ).fetchall()
+    assert ranks == [("task.created", 0)]
+
+
+def _dispatch_of(stack: Settings, incident_id: str) -> str:
+    with psycopg.connect(stack.conninfo()) as conn:
+        row = conn.execute(
+            "SELECT dispatch_id FROM dispatches WHERE incident_id = %s LIMIT 1", (incident_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])

@@ -154,3 +154,38 @@ def test_rows_stored_before_the_aggregate_tables_are_aggregated_by_the_migration
     migrate(scratch)  # 0007, then a maintenance pass
     with psycopg.connect(scratch.conninfo(), autocommit=True) as c:
         assert c.execute(STORED).fetchall() == c.execute(FROM_SCRATCH).fetchall() != []
+
+
+def test_a_long_range_is_refreshed_a_piece_at_a_time(conn: psycopg.Connection[Any]) -> None:
+    """30 buckets at most 12 a transaction: three pieces, a pause before the second and
+    the third, and the same aggregate as from scratch."""
+    _copy(conn, _readings(T0, 300, step_s=30.0))  # 150 minutes: 30 buckets
+    paused: list[int] = []
+    pieces = refresh_aggregate(
+        conn, "readings_5m", "5 minutes", pause=lambda: paused.append(1), max_buckets=12
+    )
+    assert (pieces, len(paused)) == (3, 2)
+    assert conn.execute(STORED).fetchall() == conn.execute(FROM_SCRATCH).fetchall()
+    assert conn.execute("SELECT count(*) FROM aggregate_invalidations").fetchone() == (0,)
+
+
+def test_a_pass_stopped_between_pieces_loses_nothing(conn: psycopg.Connection[Any]) -> None:
+    _copy(conn, _readings(T0, 300, step_s=30.0))
+
+    def stop() -> None:
+        raise KeyboardInterrupt  # the worker stops mid-pass
+
+    with pytest.raises(KeyboardInterrupt):
+        refresh_aggregate(conn, "readings_5m", "5 minutes", pause=stop, max_buckets=12)
+    assert conn.execute(STORED).fetchall() != conn.execute(FROM_SCRATCH).fetchall()
+    assert refresh_aggregate(conn, "readings_5m", "5 minutes", max_buckets=12) == 2
+    assert conn.execute(STORED).fetchall() == conn.execute(FROM_SCRATCH).fetchall()
+
+
+def test_a_maintenance_pass_pauses_before_each_step(
+    conn: psycopg.Connection[Any], scratch: Settings
+) -> None:
+    steps: list[int] = []
+    maintain(conn, "plain", scratch, pause=lambda: steps.append(1))
+    # each time table's partitions and each aggregate
+    assert len(steps) >= 3 + 3

@@ -9,6 +9,7 @@ from citybrain.dispatch.outbox import (
     Verdict,
     attempt_record,
     classify,
+    delivery_rank,
     destination_kind,
     due,
     record_attempt,
@@ -244,3 +245,26 @@ def test_bad_destination_rejected(destination: str) -> None:
 def test_invalid_delivery_rejected(changes: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         _delivery(**changes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "priority", "rank"),
+    [
+        ("task.created", 1, 0),
+        ("task.urged", 1, 0),
+        ("task.escalated", 1, 0),
+        ("task.updated", 1, 1),
+        ("task.reminder", 1, 2),
+        ("task.created", 2, 3),
+        ("task.cancelled", 4, 11),
+        ("task.something-new", 1, 2),  # unknown: last of its priority
+        ("task.created", 0, 0),  # out of range: clamped
+        ("task.created", 9, 9),
+    ],
+)
+def test_delivery_rank(kind: str, priority: int, rank: int) -> None:
+    assert delivery_rank(kind, priority) == rank
+
+
+def test_priority_comes_before_kind() -> None:
+    assert delivery_rank("task.reminder", 1) < delivery_rank("task.created", 2)
