@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +45,22 @@ def messages(devices: list[bytes], first: int, n: int, start_ms: int) -> list[tu
     return out
 
 
+def scheduled_total(schedule: Sequence[tuple[float, float]]) -> int:
+    """Messages a schedule of (rate/s, seconds) steps offers."""
+    return sum(int(rate * seconds) for rate, seconds in schedule)
+
+
+def due_by(schedule: Sequence[tuple[float, float]], elapsed: float) -> int:
+    """Messages a schedule of (rate/s, seconds) steps has offered `elapsed` seconds in."""
+    due = 0
+    for rate, seconds in schedule:
+        if elapsed < seconds:
+            return due + int(elapsed * rate)
+        due += int(rate * seconds)
+        elapsed -= seconds
+    return due
+
+
 def produce(
     bootstrap: str,
     topic: str,
@@ -53,10 +70,15 @@ def produce(
     rate: float,
     nice: int = 0,
     timeout_s: float = 60.0,
+    schedule: Sequence[tuple[float, float]] | None = None,
+    start_ms: int | None = None,
 ) -> tuple[int, int, float]:
-    """Send `total` messages at `rate`/s from this process: (delivered, failed, seconds).
-    A message the broker has not acknowledged `timeout_s` after it was handed over counts
-    as failed."""
+    """Send `total` messages at `rate`/s from this process (or, given a `schedule` of
+    (rate/s, seconds) steps, at each step's rate in turn, `total` ignored): (delivered,
+    failed, seconds). Message `i` is timed `start_ms + i` (epoch ms; default two hours
+    ago: a run whose messages would reach into the future passes an earlier one, else
+    the feed dead-letters them as `future_timestamp`). A message the broker has not
+    acknowledged `timeout_s` after it was handed over counts as failed."""
     from confluent_kafka import Producer
 
     if nice:
@@ -78,12 +100,15 @@ def produce(
     def report(err: Any, _msg: Any) -> None:
         counts[1 if err is not None else 0] += 1
 
+    steps = list(schedule) if schedule else [(rate, total / rate if rate > 0 else 0.0)]
+    total = scheduled_total(steps) if schedule else total
     keys = [d.encode() for d in devices]
-    start_ms = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
+    if start_ms is None:
+        start_ms = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
     sent = 0
     t0 = time.perf_counter()
     while sent < total:
-        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        due = min(total, due_by(steps, time.perf_counter() - t0) + 1)
         if due > sent:
             for key, value in messages(keys, first + sent, due - sent, start_ms):
                 while True:
@@ -114,6 +139,7 @@ def run_load(
     first: int = 0,
     nice: int = 0,
     timeout_s: float = 60.0,
+    start_ms: int | None = None,
 ) -> LoadResult:
     """Offer `rate` messages/s for `seconds` over `processes` processes; what arrived.
     Raises RuntimeError when messages were not delivered (the broker is away)."""
@@ -124,7 +150,18 @@ def run_load(
     procs = []
     for p in range(processes):
         n = share if p < processes - 1 else total - share * (processes - 1)
-        args = (bootstrap, topic, devices, first + p * share, n, rate / processes, nice, timeout_s)
+        args = (
+            bootstrap,
+            topic,
+            devices,
+            first + p * share,
+            n,
+            rate / processes,
+            nice,
+            timeout_s,
+            None,
+            start_ms,
+        )
         procs.append(context.Process(target=_worker, args=(args, out), daemon=True))
     for proc in procs:
         proc.start()
