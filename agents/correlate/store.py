@@ -110,7 +110,8 @@ async def write_incidents(settings: Settings, out: CorrelateOutput) -> list[dict
     writer.before_commit = before_commit
     await writer.write_many(
         [
-            (INCIDENTS, out.incidents),
+            # in incident id order, as the dispatch stage updates them: no lock-order deadlock
+            (INCIDENTS, sorted(out.incidents, key=lambda row: row[0])),
             (INCIDENT_REPORTS, out.reports),
             (INCIDENT_HISTORY, out.history),
             (MERGE_SUGGESTIONS, out.suggestions),

@@ -285,7 +285,10 @@ async def dispatch_incidents(
         stored = await stored_incidents(conn, [i.incident_id for i in incidents])
         existing = await tasks_of_incidents(conn, [i for i in stored])
         plans = plan_batch(incidents, stored, existing, ctx, now)
-        for index, plan in plans.plans:
+        # in incident id order, as the correlate stage writes them: two transactions that
+        # lock the same incidents in the same order cannot deadlock (each deadlock held the
+        # report path for the server's deadlock_timeout, a second, before one was retried)
+        for index, plan in sorted(plans.plans, key=lambda p: incidents[p[0]].incident_id):
             incident_id = incidents[index].incident_id
             try:
                 async with conn.transaction():  # a savepoint

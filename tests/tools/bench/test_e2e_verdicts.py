@@ -168,3 +168,16 @@ def test_a_missed_target_fails_the_command(json_out: bool) -> None:
     with pytest.raises(typer.Exit) as missed:
         print_report({"x": 0}, json_out, "x >= 1", False)
     assert missed.value.exit_code == 1
+
+
+def test_the_terminal_table_names_each_part_of_the_storm_and_its_slowest_probes() -> None:
+    from citybrain_tools.bench.e2e import as_dict, flatten
+
+    r = _in(result(), "sustained", slowest=[(281.8, 4877.8, "normalize 13/correlate 4066")])
+    flat = flatten(as_dict(r))
+    assert flat["load.sustained.stored_per_s"] == 25_300
+    assert flat["load.overload.produce_to_dispatch_p99_ms"] == 240
+    assert flat["load.sustained.slowest probe 1"] == (
+        "at 281.8 s: 4877.8 ms (normalize 13/correlate 4066)"
+    )
+    assert "load.windows" not in flat

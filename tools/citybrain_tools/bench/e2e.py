@@ -44,7 +44,7 @@ from typing import Any, Literal
 from citybrain.db.connect import connect
 from citybrain.settings import PROJECT_ROOT, Settings
 from citybrain_tools.bench.feed import water_level_copy
-from citybrain_tools.bench.load import run_load, scheduled_total
+from citybrain_tools.bench.load import run_load
 from citybrain_tools.bench.normalize import last_ready, stored_readings
 from citybrain_tools.bench.proc import cpu_seconds, free_port, profiler_prefix, rss_mib, stop_signal
 from citybrain_tools.kafka import group_offsets, numbered, start_group_at_end, start_group_at_start
@@ -142,22 +142,9 @@ def _pct(values: list[float], q: float, total: int | None = None) -> float | Non
     return round(sorted(values)[index], 1)
 
 
-def first_ms(messages: int) -> int:
-    """The time of a run's message 0 (epoch ms): message `i` is timed `first_ms + i` (each
-    device's readings distinct), so all of a run's `messages` lie in the past, the last two
-    hours ago (a storm of 18 million messages spans five hours: the feed dead-letters a
-    reading timed in the future)."""
-    return int(datetime.now(UTC).timestamp() * 1000) - 2 * 3_600_000 - messages
-
-
-def _gauge_messages(
-    devices: list[str], n: int, first: int = 0, start_ms: int | None = None
-) -> list[tuple[bytes, bytes]]:
-    start = (
-        datetime.fromtimestamp(start_ms / 1000, UTC)
-        if start_ms is not None
-        else datetime.now(UTC) - timedelta(hours=2)
-    )
+def _gauge_messages(devices: list[str], n: int, first: int = 0) -> list[tuple[bytes, bytes]]:
+    """The baseline's messages (its own topic and table: their times matter to nobody)."""
+    start = datetime.now(UTC) - timedelta(hours=2)
     out = []
     for i in range(first, first + n):
         device = devices[i % len(devices)]
@@ -476,7 +463,6 @@ class _Paced:
         devices: list[str],
         first: int,
         schedule: list[tuple[float, float]],
-        start_ms: int,
     ) -> None:
         from citybrain_tools.bench.load import scheduled_total
 
@@ -492,7 +478,6 @@ class _Paced:
                 devices,
                 first,
                 schedule,
-                start_ms,
                 self._elapsed,
                 self._started,
             ),
@@ -531,7 +516,6 @@ def pace(
     devices: list[str],
     first: int,
     schedule: list[tuple[float, float]],
-    start_ms: int,
     elapsed: Any,
     started: Any,
 ) -> None:
@@ -546,7 +530,7 @@ def pace(
     lower_priority(telemetry_nice(), own_session=True)  # as the telemetry worker
     started.value = time.perf_counter()
     _delivered, _failed, seconds = produce(
-        ",".join(bootstrap), topic, devices, first, 0, 0.0, schedule=schedule, start_ms=start_ms
+        ",".join(bootstrap), topic, devices, first, 0, 0.0, schedule=schedule
     )
     elapsed.value = seconds
 
@@ -611,18 +595,13 @@ def run_e2e_bench(
     after_seconds: float = 30,
 ) -> E2EResult:
     """Baseline, then the pipeline: drain a backlog; the storm: `load_rate` for
-    `load_seconds`, `overload` times it for `overload_seconds`, `load_rate` again for
-    `after_seconds`, probes throughout; latency at `latency_rate`, and one probe after
-    `idle` seconds of silence (see the module doc)."""
+    `load_seconds`, `overload` times the pipeline's maximum (its drain rate, or `load_rate`
+    when higher) for `overload_seconds`, `load_rate` again for `after_seconds` (while the
+    pipeline works off the overload at its maximum), probes throughout; latency at
+    `latency_rate`, and one probe after `idle` seconds of silence (see the module doc)."""
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
 
-    overload_rate = overload * load_rate
-    storm = [(load_rate, load_seconds), (overload_rate, overload_seconds)]
-    storm += [(load_rate, after_seconds)]
-    storm = [(rate, step) for rate, step in storm if step > 0]
-    # every message of the run timed in the past, each device's readings distinct
-    start_ms = first_ms(backlog + scheduled_total(storm) + int(latency_rate * latency_seconds))
     run = uuid.uuid4().hex[:8]
     feed = f"e2e-{run}"
     topic = f"raw.iot.e2e-{run}"
@@ -646,7 +625,7 @@ def run_e2e_bench(
 
     # phase 1: the baseline reads the backlog, alone on the machine
     print(f"baseline: {backlog} messages through a plain consumer + COPY ...", file=sys.stderr)
-    for key, value in _gauge_messages(devices, backlog, start_ms=start_ms):
+    for key, value in _gauge_messages(devices, backlog):
         producer.send(base_topic, key=key, value=value)
     producer.flush()
     base_rate = baseline(settings, base_topic, backlog) / 2  # messages/s
@@ -725,7 +704,7 @@ def run_e2e_bench(
         backlogged = threading.Thread(
             target=run_load,
             args=(",".join(settings.kafka_bootstrap_list), topic, devices, BACKLOG_RATE),
-            kwargs={"seconds": backlog / BACKLOG_RATE, "start_ms": start_ms},
+            kwargs={"seconds": backlog / BACKLOG_RATE},
             daemon=True,
         )
         backlogged.start()
@@ -757,7 +736,7 @@ def run_e2e_bench(
             if not schedule or seconds <= 0 or schedule[0][0] <= 0:
                 return result
             stored0 = pipe.sample()[1]
-            paced = _Paced(settings, topic, devices, first, schedule, start_ms)
+            paced = _Paced(settings, topic, devices, first, schedule)
             result.messages = paced.total
             target = stored0 + 2 * paced.total
             steps = ", ".join(f"{rate:.0f}/s for {step:.0f} s" for rate, step in schedule)
@@ -818,6 +797,12 @@ def run_e2e_bench(
             result.windows = list(windows or [])
             return result
 
+        # the overload: `overload` times the most the pipeline takes, its drain rate (or
+        # the sustained rate, when that is higher): more than it can store, whatever it is
+        overload_rate = round(overload * max(load_rate, drain_rate / 2))
+        storm = [(load_rate, load_seconds), (overload_rate, overload_seconds)]
+        storm += [(load_rate, after_seconds)]
+        storm = [(rate, step) for rate, step in storm if step > 0]
         ends = [sum(step for _, step in storm[: i + 1]) for i in range(len(storm))]
         windows = [Window("sustained", load_rate, 0.0, load_seconds)]
         if overload_seconds > 0:
@@ -1079,3 +1064,39 @@ def _at_most(value: float | None, limit: float) -> bool:
 
 def as_dict(result: E2EResult) -> dict[str, Any]:
     return asdict(result)
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """The result (`as_dict`) as one table of `name: value` lines for the terminal."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("load", "latency"):
+            value = dict(value)
+            series = value.pop("lag_series")
+            hops = value.pop("hops_ms", {})
+            for window in value.pop("windows", []):
+                w = dict(window)
+                where = f"{key}.{w.pop('name')}"
+                for hop, (p50, p99) in w.pop("hops_ms", {}).items():
+                    w[f"hop {hop} p50/p99 ms"] = f"{p50} / {p99}"
+                for n, (at, ms, spans) in enumerate(w.pop("slowest", []), 1):
+                    w[f"slowest probe {n}"] = f"at {at} s: {ms} ms ({spans})"
+                for k, v in w.items():
+                    flat[f"{where}.{k}"] = v
+            for k, v in value.items():
+                if k != "name":
+                    flat[f"{key}.{k}"] = v
+            step = max(1, len(series) // 12)
+            flat[f"{key}.lag_series"] = " ".join(f"{t:.0f}s:{lag}" for t, lag in series[::step])
+            for hop, (p50, p99) in hops.items():
+                flat[f"{key}.hop {hop} p50/p99 ms"] = f"{p50} / {p99}"
+        elif key == "stage_batches":
+            for stage, b in value.items():
+                flat[f"stage {stage}"] = (
+                    f"{b['batches']} batches, {b['records_per_batch']} records and "
+                    f"{b['ms_per_batch']} ms a batch (p99 <= {b['p99_ms_at_most']} ms), "
+                    f"{b['busy_s']} s busy"
+                )
+        else:
+            flat[key] = value
+    return flat

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 #: a water gauge's reading as the vendor sends it (`feeds/builtin/water-level.yaml`)
@@ -34,14 +33,17 @@ class LoadResult:
     processes: int
 
 
-def messages(devices: list[bytes], first: int, n: int, start_ms: int) -> list[tuple[bytes, bytes]]:
-    """Messages `first`..`first + n`: each device in turn, a distinct timestamp each (one
-    millisecond apart, so no two readings are the same reading)."""
+def messages(devices: list[bytes], first: int, n: int, at_ms: int) -> list[tuple[bytes, bytes]]:
+    """Messages `first`..`first + n`, each device in turn, timed `at_ms` (epoch ms: now, as a
+    gauge times its reading), one millisecond later each time a device comes round again
+    within the step, so no two readings of a device are the same reading. Readings timed
+    in the past would look like silent devices (the silence rule) or, far enough back,
+    like history replayed."""
     count = len(devices)
     out = []
-    for i in range(first, first + n):
+    for j, i in enumerate(range(first, first + n)):
         device = devices[i % count]
-        out.append((device, TEMPLATE % (device, start_ms + i, 10 + i % 23, i % 10)))
+        out.append((device, TEMPLATE % (device, at_ms + j // count, 10 + i % 23, i % 10)))
     return out
 
 
@@ -71,14 +73,12 @@ def produce(
     nice: int = 0,
     timeout_s: float = 60.0,
     schedule: Sequence[tuple[float, float]] | None = None,
-    start_ms: int | None = None,
 ) -> tuple[int, int, float]:
     """Send `total` messages at `rate`/s from this process (or, given a `schedule` of
     (rate/s, seconds) steps, at each step's rate in turn, `total` ignored): (delivered,
-    failed, seconds). Message `i` is timed `start_ms + i` (epoch ms; default two hours
-    ago: a run whose messages would reach into the future passes an earlier one, else
-    the feed dead-letters them as `future_timestamp`). A message the broker has not
-    acknowledged `timeout_s` after it was handed over counts as failed."""
+    failed, seconds). Each step's messages are timed when they are made (`messages`), each
+    step after the last one's. A message the broker has not acknowledged `timeout_s` after
+    it was handed over counts as failed."""
     from confluent_kafka import Producer
 
     if nice:
@@ -103,14 +103,15 @@ def produce(
     steps = list(schedule) if schedule else [(rate, total / rate if rate > 0 else 0.0)]
     total = scheduled_total(steps) if schedule else total
     keys = [d.encode() for d in devices]
-    if start_ms is None:
-        start_ms = int((datetime.now(UTC) - timedelta(hours=2)).timestamp() * 1000)
+    next_ms = 0  # the earliest time the next step's readings may take
     sent = 0
     t0 = time.perf_counter()
     while sent < total:
         due = min(total, due_by(steps, time.perf_counter() - t0) + 1)
         if due > sent:
-            for key, value in messages(keys, first + sent, due - sent, start_ms):
+            at_ms = max(int(time.time() * 1000), next_ms)
+            next_ms = at_ms + (due - sent - 1) // len(keys) + 1
+            for key, value in messages(keys, first + sent, due - sent, at_ms):
                 while True:
                     try:
                         producer.produce(topic, value, key, on_delivery=report)
@@ -139,7 +140,6 @@ def run_load(
     first: int = 0,
     nice: int = 0,
     timeout_s: float = 60.0,
-    start_ms: int | None = None,
 ) -> LoadResult:
     """Offer `rate` messages/s for `seconds` over `processes` processes; what arrived.
     Raises RuntimeError when messages were not delivered (the broker is away)."""
@@ -159,8 +159,6 @@ def run_load(
             rate / processes,
             nice,
             timeout_s,
-            None,
-            start_ms,
         )
         procs.append(context.Process(target=_worker, args=(args, out), daemon=True))
     for proc in procs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -61,7 +61,13 @@ def bench_e2e(
     load_seconds: Annotated[
         float, typer.Option(help="Seconds the storm holds --load-rate before the overload.")
     ] = 600.0,
-    overload: Annotated[float, typer.Option(help="The overload's rate, times --load-rate.")] = 1.5,
+    overload: Annotated[
+        float,
+        typer.Option(
+            help="The overload's rate, times the most the pipeline takes (its drain rate, "
+            "or --load-rate when higher)."
+        ),
+    ] = 1.5,
     overload_seconds: Annotated[
         float, typer.Option(help="Seconds of the overload (0: none).")
     ] = 60.0,
@@ -105,7 +111,7 @@ def bench_e2e(
     import json
     from datetime import UTC, datetime
 
-    from citybrain_tools.bench.e2e import as_dict, run_e2e_bench, targets
+    from citybrain_tools.bench.e2e import as_dict, flatten, run_e2e_bench, targets
 
     s = cli_settings()
     result = run_e2e_bench(
@@ -130,36 +136,7 @@ def bench_e2e(
     (out / f"e2e-{datetime.now(UTC):%Y%m%dT%H%M%S}.json").write_text(json.dumps(data, indent=2))
     verdicts = targets(result)
     if not json_out:
-        flat: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in ("load", "latency"):
-                series = value.pop("lag_series")
-                hops = value.pop("hops_ms", {})
-                for w in value.pop("windows", []):
-                    where = f"{key}.{w.pop('name')}"
-                    for hop, (p50, p99) in w.pop("hops_ms", {}).items():
-                        w[f"hop {hop} p50/p99 ms"] = f"{p50} / {p99}"
-                    slowest = w.pop("slowest", [])
-                    for n, (t, ms, hops) in enumerate(slowest, 1):
-                        w[f"slowest probe {n}"] = f"at {t} s: {ms} ms ({hops})"
-                    for k, v in w.items():
-                        flat[f"{where}.{k}"] = v
-                for k, v in value.items():
-                    if k != "name":
-                        flat[f"{key}.{k}"] = v
-                step = max(1, len(series) // 12)
-                flat[f"{key}.lag_series"] = " ".join(f"{t:.0f}s:{lag}" for t, lag in series[::step])
-                for hop, (p50, p99) in hops.items():
-                    flat[f"{key}.hop {hop} p50/p99 ms"] = f"{p50} / {p99}"
-            elif key == "stage_batches":
-                for stage, b in value.items():
-                    flat[f"stage {stage}"] = (
-                        f"{b['batches']} batches, {b['records_per_batch']} records and "
-                        f"{b['ms_per_batch']} ms a batch (p99 <= {b['p99_ms_at_most']} ms), "
-                        f"{b['busy_s']} s busy"
-                    )
-            else:
-                flat[key] = value
+        flat = flatten(data)
         for name, verdict in verdicts.items():
             flat[f"target {name}"] = verdict
         data = flat
