@@ -146,6 +146,12 @@ class Settings(BaseSettings):
     )
     delivery_backoff_cap: float = Field(600.0, description="Seconds: the longest retry wait.")
     webhook_timeout: float = Field(5.0, description="Seconds before a webhook call times out.")
+    webhook_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Calls one worker makes to one webhook endpoint at once; more wait their"
+        " turn (a receiver back from an outage gets its backlog at a pace it can answer).",
+    )
     escalation_interval: float = Field(
         15.0, description="Seconds between passes of the reminder and escalation timers."
     )

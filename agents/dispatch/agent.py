@@ -15,8 +15,9 @@ import orjson
 from faust.types import Message
 
 from citybrain.agents.context import StageContext
-from citybrain.agents.dispatch.outbox import LEASE_S, Outbox
+from citybrain.agents.dispatch.outbox import Outbox
 from citybrain.agents.dispatch.store import dispatch_incidents
+from citybrain.dispatch.outbox import LEASE_S
 from citybrain.dispatch.plan import IncidentView
 from citybrain.logs import get_logger
 from citybrain.streams.db import get_pool

@@ -21,7 +21,12 @@ from citybrain.agents.dispatch.store import (
     escalate_due,
     record_delivery,
 )
-from citybrain.dispatch.outbox import attempt_record, destination_kind, record_attempt
+from citybrain.dispatch.outbox import (
+    LEASE_S,
+    attempt_record,
+    destination_kind,
+    record_attempt,
+)
 from citybrain.logs import get_logger
 from citybrain.metrics import DELIVERIES
 from citybrain.streams.db import get_pool
@@ -30,8 +35,6 @@ from citybrain.streams.topics import TOPICS, declare_on_start, topic
 
 STAGE = "dispatch"
 log = get_logger(__name__)
-#: seconds a delivery is leased to the worker sending it (then any worker may retry it)
-LEASE_S = 60.0
 #: deliveries the dispatch agent sends itself at once; beyond, the outbox loop takes them
 DIRECT_MAX = 200
 

@@ -46,6 +46,8 @@ Verdict = Literal["sent", "retry", "fail"]
 ErrorKind = Literal["timeout", "connection", "rejected"]
 DestinationKind = Literal["kafka", "webhook"]
 
+#: seconds a claimed delivery is leased to the worker sending it (then any worker may retry it)
+LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 14  # about 28 minutes of retries on average (see the settings)
 DEFAULT_BASE_S = 2.0  # backoff ceilings: 2 s, 4 s, 8 s, ... up to the cap
 DEFAULT_CAP_S = 600.0

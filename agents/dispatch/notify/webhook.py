@@ -2,6 +2,10 @@
 
 Returns the attempt's `Outcome` (an HTTP status with any Retry-After, a timeout or a
 connection error); never raises for a failed call, so the outbox can record every attempt.
+
+At most `webhook_concurrency` calls go to one endpoint at once; the others wait their turn
+untimed (the timeout is the receiver's, not the queue's), but never past their lease: a
+call that could not start in time is recorded as not sent and retried.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from citybrain.dispatch.channels import Endpoint
-from citybrain.dispatch.outbox import Outcome, retry_after_seconds
+from citybrain.dispatch.outbox import LEASE_S, Outcome, retry_after_seconds
 from citybrain.dispatch.webhooks import headers
 
 if TYPE_CHECKING:
@@ -30,6 +34,10 @@ class WebhookNotifier:
     def __init__(self, ctx: StageContext) -> None:
         self.endpoints = ctx.channels.endpoints
         self.timeout = ctx.settings.webhook_timeout
+        self.concurrency = ctx.settings.webhook_concurrency
+        self.gates: dict[str, asyncio.Semaphore] = {}
+        #: how long a call may wait for its turn: its lease must outlast the wait and the call
+        self.turn_wait = turn_wait(LEASE_S, self.timeout)
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -39,7 +47,7 @@ class WebhookNotifier:
         if self.session is None or self.session.closed:
             self.session = aiohttp.ClientSession(
                 headers={"user-agent": "citybrain-dispatch/1"},
-                connector=aiohttp.TCPConnector(limit=32),
+                connector=aiohttp.TCPConnector(limit=0),  # the per-endpoint gates limit
             )
         return self.session
 
@@ -47,7 +55,18 @@ class WebhookNotifier:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
             return Outcome.rejected(f"webhook {name} is not configured on this worker")
-        return await post(self._client(), endpoint, item.message_id, body, self.timeout)
+        gate = self.gates.setdefault(name, asyncio.Semaphore(self.concurrency))
+        try:
+            await asyncio.wait_for(gate.acquire(), self.turn_wait)
+        except TimeoutError:
+            return Outcome.connection_error(
+                f"not sent: {self.concurrency} calls to {name} still open after"
+                f" {self.turn_wait:g}s in the queue"
+            )
+        try:
+            return await post(self._client(), endpoint, item.message_id, body, self.timeout)
+        finally:
+            gate.release()
 
     async def found(self, name: str, item: Outgoing) -> bool:
         """A receiver cannot be asked: the message goes again with the same `webhook-id`,
@@ -58,6 +77,12 @@ class WebhookNotifier:
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+
+def turn_wait(lease_s: float, timeout: float) -> float:
+    """Seconds a call may wait for a free slot: what its lease leaves after the call's own
+    timeout and a margin of 5 s (at least 1 s)."""
+    return max(1.0, lease_s - timeout - 5.0)
 
 
 async def post(
