@@ -9,6 +9,7 @@ it twice.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -308,13 +309,24 @@ async def escalate_due(
     destinations: Destinations,
     max_attempts: int,
     now: datetime,
+    chunk: int = 25,
+    most: int = 500,
 ) -> int:
-    """Plan and store the reminders and escalations that are due; how many were queued."""
-    queued = 0
-    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
-        for task in await due_tasks(conn, now, 500):
-            plan = plan_escalations(task, ctx, now, ctx.routing.operations_center)
-            queued += len(await save_plan(conn, plan, None, destinations, max_attempts))
+    """Plan and store the reminders and escalations that are due, `chunk` tasks to a
+    transaction and at most `most` in a pass (a backlog of due timers never holds a
+    connection or its locks for long: the report path's commands and reports on the same
+    tasks wait at most one chunk); how many messages were queued."""
+    queued = taken = 0
+    while taken < most:
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            due = await due_tasks(conn, now, min(chunk, most - taken))
+            for task in due:
+                plan = plan_escalations(task, ctx, now, ctx.routing.operations_center)
+                queued += len(await save_plan(conn, plan, None, destinations, max_attempts))
+        taken += len(due)
+        if len(due) < chunk:
+            break
+        await asyncio.sleep(0)  # what waits for the pool goes first
     return queued
 
 

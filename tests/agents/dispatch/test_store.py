@@ -1,7 +1,7 @@
 """The dispatch stage's tables on the real PostgreSQL: a plan's outbox rows are queued once
 (a replanned message is not queued again), and rows queued leased to the dispatching
 worker are not claimed by any outbox until the lease runs out; rows queued without a lease
-are due at once."""
+are due at once; due timers are taken in small transactions, a bounded number a pass."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from psycopg import AsyncConnection
 from citybrain.agents.dispatch.store import (
     Outgoing,
     claim_deliveries,
+    escalate_due,
     save_plan,
     tasks_of_incidents,
 )
@@ -179,3 +180,50 @@ def _dispatch_of(stack: Settings, incident_id: str) -> str:
         ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_due_timers_are_taken_in_small_transactions_and_bounded_a_pass(stack: Settings) -> None:
+    """A backlog of due reminders never holds one long transaction: with chunk 2 and most 5,
+    a pass takes the 5 most overdue tasks in 3 transactions and leaves the rest."""
+    from psycopg_pool import AsyncConnectionPool
+
+    run = uuid.uuid4().hex[:8]
+    incidents = [f"inc-due-{run}-{n}" for n in range(3)]
+    for incident_id in incidents:
+        _store_incident(stack, incident_id)
+        asyncio.run(_plan_and_save(stack, incident_id, None))
+    with psycopg.connect(stack.conninfo(), autocommit=True) as conn:
+        # overdue before anything else in the table, so this pass takes ours first
+        conn.execute(
+            "UPDATE dispatches SET next_action_at = '2000-01-01T00:00:00Z'::timestamptz"
+            " + make_interval(secs => ascii(right(incident_id, 1)) * 10 + length(department))"
+            " WHERE incident_id = ANY(%s)",
+            (incidents,),
+        )
+        ours = conn.execute(
+            "SELECT count(*) FROM dispatches WHERE incident_id = ANY(%s)", (incidents,)
+        ).fetchone()
+    assert ours is not None and ours[0] > 5
+
+    async def one_pass() -> None:
+        async with AsyncConnectionPool(stack.conninfo(), min_size=1, max_size=2) as pool:
+            await escalate_due(
+                pool,  # type: ignore[arg-type]
+                CTX,
+                _destinations,
+                5,
+                datetime.now(UTC),
+                chunk=2,
+                most=5,
+            )
+
+    asyncio.run(one_pass())
+    with psycopg.connect(stack.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT xmin::text, next_action_at > '2000-01-02' FROM dispatches"
+            " WHERE incident_id = ANY(%s)",
+            (incidents,),
+        ).fetchall()
+    taken = [xmin for xmin, moved in rows if moved]
+    assert len(taken) == 5
+    assert len(set(taken)) == 3  # 2 + 2 + 1: one transaction a chunk

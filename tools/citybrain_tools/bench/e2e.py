@@ -236,6 +236,22 @@ def baseline(settings: Settings, topic: str, expected: int) -> float:
 
 
 # --- phase 2: the pipeline -----------------------------------------------------------------
+def status_report(task: dict[str, Any], status: str) -> bytes:
+    """The department's report on a probe's task (`citybrain.dispatch-status/1`)."""
+    return json.dumps(
+        {
+            "schema": "citybrain.dispatch-status/1",
+            "report_id": f"bench-{status}-{task['dispatch_id']}",
+            "dispatch_id": task["dispatch_id"],
+            "department": task["department"],
+            "status": status,
+            "at": datetime.now(UTC).isoformat(),
+            "actor": "e2e bench",
+            "note": "已处置 / handled (e2e bench)" if status == "resolved" else None,
+        }
+    ).encode()
+
+
 class Watcher:
     """Collects when probe events reach the database and their dispatches reach Kafka."""
 
@@ -309,24 +325,15 @@ class Watcher:
                     continue
                 self.seen["dispatch"].setdefault(incident, message.timestamp / 1000)
                 if incident in self.incidents and task.get("kind") == "task.created":
-                    # the department acknowledges, as departments do (through the API, which
-                    # sends the same report): no probe runs into the reminder and
-                    # escalation timers of an unacknowledged gas leak (3 min to ack)
-                    acks.send(
-                        "dispatch.status.v1",
-                        key=str(task["dispatch_id"]).encode(),
-                        value=json.dumps(
-                            {
-                                "schema": "citybrain.dispatch-status/1",
-                                "report_id": f"bench-ack-{task['dispatch_id']}",
-                                "dispatch_id": task["dispatch_id"],
-                                "department": task["department"],
-                                "status": "acknowledged",
-                                "at": datetime.now(UTC).isoformat(),
-                                "actor": "e2e bench",
-                            }
-                        ).encode(),
-                    )
+                    # the department acknowledges and resolves it, as departments do
+                    # (through the API, which sends the same reports): no probe task stays
+                    # open into the reminder and escalation timers of later runs
+                    for status in ("acknowledged", "resolved"):
+                        acks.send(
+                            "dispatch.status.v1",
+                            key=str(task["dispatch_id"]).encode(),
+                            value=status_report(task, status),
+                        )
         acks.flush()
         acks.close()
         consumer.close()
