@@ -65,7 +65,13 @@ def maintain(
     for agg in AGGREGATES:
         step()
         if incremental and incremental[0] is not None:
-            report.ranges_recomputed += refresh_aggregate(conn, agg.name, agg.bucket, pause)
+            report.ranges_recomputed += refresh_aggregate(
+                conn,
+                agg.name,
+                agg.bucket,
+                pause,
+                until_ago=agg.end_offset if agg.closed_only else None,
+            )
         else:  # a database not yet migrated to 0007: still materialised views
             refresh_view(conn, agg.name)
         report.refreshed.append(agg.name)
@@ -93,19 +99,22 @@ def refresh_aggregate(
     bucket: str,
     pause: Callable[[], None] | None = None,
     max_buckets: int = PIECE_BUCKETS,
+    until_ago: str | None = None,
 ) -> int:
     """Plain mode: recompute the buckets of one aggregate table that inserts made stale
     since its last refresh, at most `max_buckets` buckets a transaction, calling `pause`
     before each piece after the first (housekeeping yields to the report path between
-    pieces); returns the pieces recomputed. What a stopped pass left stays logged."""
+    pieces); returns the pieces recomputed. What a stopped pass left stays logged. With
+    `until_ago` (an interval), buckets that have not ended that long ago stay logged too."""
     pieces = 0
     while True:
         if pieces and pause is not None:
             pause()
         with conn.transaction():
             row = conn.execute(
-                "SELECT citybrain_refresh_aggregate_piece(%s, %s::interval, %s)",
-                (name, bucket, max_buckets),
+                "SELECT citybrain_refresh_aggregate_piece(%s, %s::interval, %s,"
+                " now() - %s::interval)",
+                (name, bucket, max_buckets, until_ago),
             ).fetchone()
         done = int(row[0]) if row and row[0] is not None else 0
         pieces += done > 0

@@ -189,3 +189,25 @@ def test_a_maintenance_pass_pauses_before_each_step(
     maintain(conn, "plain", scratch, pause=lambda: steps.append(1))
     # each time table's partitions and each aggregate
     assert len(steps) >= 3 + 3
+
+
+def test_the_open_bucket_of_telemetry_waits_until_it_has_closed(
+    conn: psycopg.Connection[Any], scratch: Settings
+) -> None:
+    """readings_5m materialises closed buckets only (as its TimescaleDB policy's
+    end_offset): a pass recomputes the closed ones and leaves the open one logged; once it
+    has closed, the next pass takes it, and the result agrees with the aggregate from
+    scratch."""
+    now = datetime.now(UTC)
+    _copy(conn, _readings(T0, 20))  # closed an hour ago
+    _copy(conn, [("d0", now, 1.0), ("d1", now - timedelta(seconds=1), 2.0)])  # open
+    maintain(conn, "plain", scratch)
+    buckets = {b for (b,) in conn.execute("SELECT DISTINCT bucket FROM readings_5m")}
+    assert buckets and max(buckets) < now - timedelta(minutes=5)
+    waiting = conn.execute(
+        "SELECT count(*) FROM aggregate_invalidations WHERE aggregate = 'readings_5m'"
+    ).fetchone()
+    assert waiting == (1,)
+    # ten minutes on (the database's clock cannot move: the bound is moved instead)
+    assert refresh_aggregate(conn, "readings_5m", "5 minutes", until_ago="-10 minutes") == 1
+    assert conn.execute(STORED).fetchall() == conn.execute(FROM_SCRATCH).fetchall()
