@@ -21,12 +21,7 @@ from citybrain.agents.dispatch.store import (
     escalate_due,
     record_delivery,
 )
-from citybrain.dispatch.outbox import (
-    LEASE_S,
-    attempt_record,
-    destination_kind,
-    record_attempt,
-)
+from citybrain.dispatch.outbox import LEASE_S, attempt_record, destination_kind, record_attempt
 from citybrain.logs import get_logger
 from citybrain.metrics import DELIVERIES
 from citybrain.streams.db import get_pool
