@@ -79,6 +79,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # --- the app, tables -------------------------------------------------------------------
     PrivateName("faust.app.base:App", "_new_transport", "app.py", "citybrain's transport"),
     PrivateName(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_settings_extra",
+        "transport.py",
+        "overridden: enable.idempotence outside transactions",
+    ),
+    PrivateName(
         "faust.tables.base:Collection",
         "_on_changelog_sent",
         "tables.py",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools import kafka
 from citybrain_tools.chaos import faults, traffic
@@ -424,7 +425,9 @@ def group_members(settings: Settings, group: str) -> int | None:
     it is rebalancing)."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, **kafka_python_options(settings)
+    )
     try:
         # kafka-python 3 names it describe_groups, 2 describe_consumer_groups
         describe = getattr(admin, "describe_groups", None) or admin.describe_consumer_groups
@@ -581,7 +584,10 @@ def poison(
         from kafka import KafkaProducer
 
         p = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_list, acks="all", max_request_size=4_000_000
+            bootstrap_servers=settings.kafka_bootstrap_list,
+            **kafka_python_options(settings),
+            acks="all",
+            max_request_size=4_000_000,
         )
         corpus_at: dict[tuple[str, int, int], str] = {}
         raw_topic = hostile.raw_topics()
