@@ -5,7 +5,10 @@ handshake turned into an error that names the setting to fix."""
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -106,10 +109,10 @@ def librdkafka_options(settings: Settings) -> dict[str, str]:
     return options
 
 
-def login_error(exc: BaseException, settings: Settings) -> KafkaLoginError | None:
-    """A refused login or TLS handshake as an error naming the setting; None for any other
-    failure (the broker down, a timeout)."""
-    text = f"{type(exc).__name__}: {exc}"
+def login_error(exc: BaseException | str, settings: Settings) -> KafkaLoginError | None:
+    """A refused login or TLS handshake (an exception, or what the client logged) as an
+    error naming the setting; None for any other failure (the broker down, a timeout)."""
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     lowered = text.lower()
     target = ", ".join(settings.kafka_bootstrap_list)
     if "authentication" in lowered or "sasl" in lowered:
@@ -127,6 +130,46 @@ def login_error(exc: BaseException, settings: Settings) -> KafkaLoginError | Non
     return None
 
 
+class _Refusals(logging.Handler):
+    """Collects what the client library logs about refused logins and TLS handshakes (it
+    retries them and then raises only a bootstrap timeout)."""
+
+    WORDS = ("authentication", "sasl", "certificate", "handshake")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if any(word in text.lower() for word in self.WORDS):
+            self.seen.append(text)
+
+
+@contextmanager
+def refused_logins(settings: Settings) -> Iterator[None]:
+    """Within it, a client failure that came with a refused login or TLS handshake (raised,
+    or only logged by the library before it gave up) is raised as `KafkaLoginError`."""
+    refusals = _Refusals()
+    loggers = [logging.getLogger(name) for name in ("kafka", "aiokafka")]
+    for logger in loggers:
+        logger.addHandler(refusals)
+    try:
+        yield
+    except KafkaLoginError:
+        raise
+    except Exception as exc:
+        refused = login_error(exc, settings)
+        for text in refusals.seen:
+            refused = refused or login_error(text, settings)
+        if refused is not None:
+            raise refused from exc
+        raise
+    finally:
+        for logger in loggers:
+            logger.removeHandler(refusals)
+
+
 def check_login(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
     """Connect as the settings say and ask for the cluster's metadata; the cluster's
     description, or `KafkaLoginError` naming the setting when the login or TLS is refused
@@ -134,7 +177,7 @@ def check_login(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
     from kafka import KafkaAdminClient
 
     options = kafka_python_options(settings)
-    try:
+    with refused_logins(settings):
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap_list,
             client_id="citybrain-login-check",
@@ -146,9 +189,4 @@ def check_login(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any]:
             cluster: dict[str, Any] = admin.describe_cluster()
         finally:
             admin.close()
-    except Exception as exc:
-        refused = login_error(exc, settings)
-        if refused is not None:
-            raise refused from exc
-        raise
     return cluster

@@ -182,9 +182,9 @@ def describe(settings: Settings) -> tuple[int, dict[str, TopicState]]:
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    from citybrain.streams.clients import kafka_python_options, login_error
+    from citybrain.streams.clients import kafka_python_options, refused_logins
 
-    try:
+    with refused_logins(settings):
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap_list,
             client_id="citybrain-topic-check",
@@ -192,11 +192,6 @@ def describe(settings: Settings) -> tuple[int, dict[str, TopicState]]:
             bootstrap_timeout_ms=10_000,
             **kafka_python_options(settings),
         )
-    except Exception as exc:
-        refused = login_error(exc, settings)
-        if refused is not None:
-            raise refused from exc
-        raise
     try:
         cluster: dict[str, Any] = admin.describe_cluster()
         brokers = len(cluster.get("brokers") or [])
@@ -211,10 +206,9 @@ def describe(settings: Settings) -> tuple[int, dict[str, TopicState]]:
             insync = _min_insync(configs)
             for topic in described:
                 parts = topic.get("partitions") or []
-                replicas = max((len(p.get("replicas") or []) for p in parts), default=0)
-                states[topic["topic"]] = TopicState(
-                    len(parts), replicas, insync.get(topic["topic"])
-                )
+                replicas = max((len(p.get("replica_nodes") or []) for p in parts), default=0)
+                name = topic["name"]
+                states[name] = TopicState(len(parts), replicas, insync.get(name))
     finally:
         admin.close()
     return brokers, states

@@ -8,6 +8,7 @@ TLS material and the SCRAM login in `kafka_tls`. Listeners bind to the bootstrap
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -262,16 +263,17 @@ class KafkaService:
     def up(self) -> None:
         """Start every broker that is not running, then wait until the cluster is ready;
         with SASL, make sure of the platform's SCRAM login."""
+        current = Shape.read(self.settings.data_dir) or Shape()
+        if current != self.shape and self._any_running(current):
+            raise StackError(
+                f"kafka: it runs as {current.brokers} broker(s) with sasl {current.sasl}, "
+                f"not {self.shape.brokers} with sasl {self.shape.sasl}: "
+                "`citybrain stack down` first"
+            )
         running = [b for b in self.brokers if self.pid(b) is not None]
         if running and wait_until(self.is_ready, self.settings.stack_timeout):
             self._after_up()
             return
-        other = Shape.read(self.settings.data_dir)
-        if other is not None and other != self.shape and self._any_running(other):
-            raise StackError(
-                f"kafka: a stack of {other.brokers} broker(s) (sasl {other.sasl}) runs; "
-                "`citybrain stack down` it first"
-            )
         first = self.brokers[0]
         if not running and port_open(first.host, first.port):
             if self.is_ready():
@@ -348,8 +350,21 @@ class KafkaService:
         return proc
 
     def down(self) -> None:
-        for broker in self.brokers:
-            self.stop(broker)
+        """Stop every broker, all asked at once (stopped one by one, the last broker of a
+        cluster waits for a quorum that is gone); a broker not gone in 30 s is killed."""
+        import signal
+        import time
+
+        pids = [(b, self.pid(b)) for b in self.brokers]
+        for _, pid in pids:
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + min(30.0, self.settings.stack_timeout)
+        for broker, pid in pids:
+            if pid is not None:
+                terminate(pid, max(1.0, deadline - time.monotonic()))
+            (broker.root / "kafka.pid").unlink(missing_ok=True)
 
     def stop(self, broker: BrokerPlace) -> None:
         """Stop one broker cleanly."""

@@ -71,7 +71,7 @@ def test_aiokafka_the_apis_client_writes_over_sasl(sasl_stack: Settings) -> None
 def test_a_wrong_password_is_refused_naming_the_setting(sasl_stack: Settings) -> None:
     wrong = sasl_stack.model_copy(update={"kafka_sasl_password": SecretStr("not-the-password")})
     with pytest.raises(KafkaLoginError) as refused:
-        check_login(wrong, timeout_s=10)
+        check_login(wrong, timeout_s=5)
     message = str(refused.value)
     assert "CITYBRAIN_KAFKA_SASL_PASSWORD" in message
     assert "not-the-password" not in message
@@ -80,7 +80,7 @@ def test_a_wrong_password_is_refused_naming_the_setting(sasl_stack: Settings) ->
 def test_a_broker_certificate_the_client_does_not_trust_is_refused(sasl_stack: Settings) -> None:
     untrusting = sasl_stack.model_copy(update={"kafka_ssl_cafile": None})  # the system's CAs
     with pytest.raises(KafkaLoginError, match="CITYBRAIN_KAFKA_SSL_CAFILE"):
-        check_login(untrusting, timeout_s=10)
+        check_login(untrusting, timeout_s=5)
 
 
 def test_a_worker_with_a_wrong_password_ends_saying_which_setting(sasl_stack: Settings) -> None:
