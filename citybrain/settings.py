@@ -275,7 +275,9 @@ class Settings(BaseSettings):
         "sooner). On a machine the workers share, give the telemetry worker 10: its bulk "
         "then waits for the report path instead of the other way round.",
     )
-    worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
+    worker_web_port: int = Field(
+        6066, description="Faust worker's web port: its probes /healthz and /readyz."
+    )
     worker_web_host: str = Field(
         "127.0.0.1",
         description="Address the worker's web port binds (0.0.0.0 in a container, to be "

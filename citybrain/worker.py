@@ -16,6 +16,7 @@ from citybrain.agents.context import StageContext
 from citybrain.logs import get_logger
 from citybrain.settings import Settings
 from citybrain.streams.app import App, create_app
+from citybrain.streams.health import install_probes
 from citybrain.streams.replication import TopicPolicy
 
 
@@ -38,6 +39,7 @@ def build_worker(
     names raise `ValueError` before anything is built."""
     names = agents.stage_names(settings.stages if stages is None else stages)
     app = create_app(settings, policy)
+    install_probes(app, settings)  # /healthz and /readyz on the worker's web port
     context = StageContext(app, settings)
     agents.install(context, names)
     return Worker(app, context, names)
