@@ -20,11 +20,13 @@ class Check:
 
 
 def check_kafka(settings: Settings) -> Check:
-    from citybrain.stack.kafka import describe_cluster
+    from citybrain.streams.clients import KafkaLoginError, check_login
 
     address = settings.kafka_bootstrap_servers
     try:
-        cluster = describe_cluster(settings.kafka_bootstrap_list)
+        cluster = check_login(settings, timeout_s=5.0)
+    except KafkaLoginError as exc:
+        return Check("kafka", False, str(exc), "fix the setting named above")
     except Exception as exc:
         return Check(
             "kafka",
@@ -38,7 +40,8 @@ def check_kafka(settings: Settings) -> Check:
     return Check(
         "kafka",
         True,
-        f"broker at {address}: {count} broker(s), cluster {cluster.get('cluster_id')}",
+        f"broker at {address} ({settings.kafka_security_protocol}): {count} broker(s), "
+        f"cluster {cluster.get('cluster_id')}",
     )
 
 

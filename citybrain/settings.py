@@ -41,12 +41,78 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "deploy" / "local" / "kafka",
         description="Local stack only: folder with pom.xml; jars are resolved into its lib/.",
     )
-    topic_partitions: int = Field(4, description="Partitions for topics citybrain creates.")
+    topic_partitions: int = Field(
+        4,
+        description="Partitions of the raw and processed topics citybrain creates (their "
+        "tables' changelogs follow them); correlate.v1 has one by design.",
+    )
+    topic_partitions_dead_letters: int = Field(
+        2, ge=1, description="Partitions of each dead-letter topic (`<topic>.dlq`)."
+    )
+    topic_partitions_departments: int = Field(
+        2, ge=1, description="Partitions of each department's task topic (`dispatch.<dept>.v1`)."
+    )
+    kafka_replication_factor: int = Field(
+        0,
+        ge=0,
+        description="Replicas of every topic citybrain creates (changelogs and dead letters "
+        "too); 0: what the cluster allows (3 with three brokers or more, else the broker "
+        "count).",
+    )
+    kafka_min_insync_replicas: int = Field(
+        0,
+        ge=0,
+        description="`min.insync.replicas` of those topics: with `acks=all` a write needs "
+        "this many replicas; 0: a majority of the replicas (2 of 3), 1 below three.",
+    )
+    kafka_idempotence: bool = Field(
+        True,
+        description="Idempotent producers (`enable.idempotence`, with acks=all): a retried "
+        "send is written once.",
+    )
+    kafka_brokers: int = Field(
+        1,
+        ge=1,
+        description="Local stack only: brokers `citybrain stack up` runs (1, or 3 for a "
+        "replicated cluster; broker n listens on the bootstrap port + 100 * (n - 1)).",
+    )
+    kafka_sasl_port: int = Field(
+        0,
+        ge=0,
+        description="Local stack only: the SASL_SSL listener of `citybrain stack up --sasl`; "
+        "0: the bootstrap port + 2.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects to the brokers."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with SASL_SSL or SASL_PLAINTEXT)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the brokers' certificates (SSL, "
+        "SASL_SSL); unset: the system's trust store.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
+    )
 
     # --- PostgreSQL / TimescaleDB ------------------------------------------------
     db_host: str = Field("127.0.0.1", description="Database host.")
     db_port: int = Field(5433, description="Database port (the local stack listens here).")
     db_name: str = Field("citybrain", description="Database name.")
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        Field(
+            "prefer",
+            description="libpq `sslmode`: `verify-full` checks the server's certificate and "
+            "name against `CITYBRAIN_DB_SSLROOTCERT`.",
+        )
+    )
+    db_sslrootcert: Path | None = Field(
+        None, description="PEM file of the CA that signed the database server's certificate."
+    )
     db_user: str = Field("citybrain", description="The platform's writer role.")
     db_password: SecretStr = Field(
         SecretStr("citybrain-dev"), description="Password of the writer role (secret)."
@@ -209,7 +275,9 @@ class Settings(BaseSettings):
         "sooner). On a machine the workers share, give the telemetry worker 10: its bulk "
         "then waits for the report path instead of the other way round.",
     )
-    worker_web_port: int = Field(6066, description="Faust worker's web port (health).")
+    worker_web_port: int = Field(
+        6066, description="Faust worker's web port: its probes /healthz and /readyz."
+    )
     worker_web_host: str = Field(
         "127.0.0.1",
         description="Address the worker's web port binds (0.0.0.0 in a container, to be "
@@ -338,9 +406,12 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         password = quote(self.db_password.get_secret_value(), safe="")
+        tls = f"?sslmode={self.db_sslmode}"
+        if self.db_sslrootcert is not None:
+            tls += "&sslrootcert=" + quote(str(self.db_sslrootcert), safe="/")
         return (
             f"postgresql://{quote(self.db_user, safe='')}:{password}"
-            f"@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+            f"@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}{tls}"
         )
 
     def safe_conninfo(self) -> str:

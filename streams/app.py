@@ -15,7 +15,9 @@ import faust
 from mode.utils.queues import ThrowableQueue
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import faust_credentials
 from citybrain.streams.inflight import ReleasingQueue
+from citybrain.streams.replication import TopicPolicy
 from citybrain.streams.transport import Transport
 from citybrain.streams.watchdog import Watchdog
 
@@ -26,7 +28,11 @@ NAMED_IN_FLIGHT = 20
 class App(faust.App):
     """Faust's App on citybrain's transport (`streams.transport`: an eager drain loop and
     batch delivery for `streams.batches.BatchTopic`s), whose agents' queues release what a
-    rebalance drops (`streams.inflight`)."""
+    rebalance drops (`streams.inflight`). `policy`: what the topics it creates get
+    (`streams.replication`); `idempotent`: its producer's `enable.idempotence`."""
+
+    policy: TopicPolicy = TopicPolicy()
+    idempotent: bool = True
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -116,8 +122,10 @@ class App(faust.App):
         }
 
 
-def create_app(settings: Settings) -> App:
-    """A Faust app configured for citybrain."""
+def create_app(settings: Settings, policy: TopicPolicy | None = None) -> App:
+    """A Faust app configured for citybrain; `policy` (resolved against the cluster by the
+    worker's start, `streams.runtime.resolve_policy`) or the settings' own."""
+    policy = policy or TopicPolicy.of(settings)
     datadir = settings.data_dir / "faust" / settings.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = App(
@@ -127,7 +135,8 @@ def create_app(settings: Settings) -> App:
         datadir=str(datadir),  # under the data folder, not the working directory
         store="memory://",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=policy.replicas,
+        broker_credentials=faust_credentials(settings),
         topic_disable_leader=True,
         consumer_auto_offset_reset=settings.kafka_offset_reset,
         broker_session_timeout=settings.kafka_session_timeout,
@@ -142,5 +151,7 @@ def create_app(settings: Settings) -> App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.policy = policy
+    app.idempotent = settings.kafka_idempotence
     app.watchdog = Watchdog(settings.stall_timeout, datadir / "stalls")
     return app

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import faust
     from faust.types import Message
 
+    from citybrain.streams.app import App
+
 
 #: Dead letters keep at most this much of the original value (the broker's limit is ~1 MB;
 #: a record rejected for being too large must still fit in its dead letter).
@@ -77,13 +79,20 @@ def mask_payload(value: bytes | None) -> bytes | None:
     return value if masked == text else masked.encode("utf-8")
 
 
-def declare_dead_letter_topics(app: faust.App, *topic_names: str) -> None:
-    """Create the dead-letter topics when the worker starts, before the first reject."""
+def declare_dead_letter_topics(app: App, *topic_names: str) -> None:
+    """Create the dead-letter topics when the worker starts, before the first reject, with
+    the app policy's partitions, replicas and `min.insync.replicas` for dead letters."""
+    policy = app.policy
 
     @app.task(on_leader=False)
     async def _declare() -> None:
         for name in topic_names:
-            await app.topic(dlq_topic_name(name), partitions=1).maybe_declare()
+            dead_letters = app.topic(
+                dlq_topic_name(name),
+                partitions=policy.dead_letter_partitions,
+                config=policy.config(),
+            )
+            await dead_letters.maybe_declare()
 
 
 async def send_dead_letter(

@@ -4,9 +4,10 @@ table, checked against the installed release (`tests/streams/test_private_names.
 citybrain runs on faust-streaming's internals where its public API does not reach: the
 drain loop and the commit rule (`transport.py`), batch delivery (`batches.py`, `take.py`),
 records in flight (`inflight.py`), the stall watchdog (`app.py`), changelog writes
-(`tables.py`). A rename upstream would otherwise fail silently (a `getattr` default) or only
-under a rebalance. `pyproject.toml` pins the minor release this table was checked on; a new
-release is taken by running the test, then the fault suite.
+(`tables.py`), the readiness probe (`health.py`). A rename upstream would otherwise fail
+silently (a `getattr` default) or only under a rebalance. `pyproject.toml` pins the minor
+release this table was checked on; a new release is taken by running the test, then the
+fault suite.
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName("asyncio:Queue", "_queue", "inflight.py", "what a cleared queue drops"),
     # --- the app, tables -------------------------------------------------------------------
     PrivateName("faust.app.base:App", "_new_transport", "app.py", "citybrain's transport"),
+    PrivateName(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_settings_extra",
+        "transport.py",
+        "overridden: enable.idempotence outside transactions",
+    ),
+    PrivateName(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_producer",
+        "health.py",
+        "the readiness probe asks the broker for metadata on the worker's own producer",
+    ),
     PrivateName(
         "faust.tables.base:Collection",
         "_on_changelog_sent",

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from citybrain.dispatch.channels import dispatch_topic_name
+from citybrain.streams.replication import TopicClass
 
 if TYPE_CHECKING:
     import faust
+
+    from citybrain.streams.app import App
 
 __all__ = ["TOPICS", "Catalogue", "TopicSpec", "dispatch_topic_name", "dispatch_topic_spec"]
 
@@ -29,6 +32,8 @@ class TopicSpec:
     schemas: tuple[str, ...] = ()
     producers: str = ""
     consumers: str = ""
+    #: its class: partitions and replicas come from the app's `TopicPolicy`
+    kind: TopicClass = "stream"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Catalogue:
         schemas=("canonical_event.v1.json", "incident_status.v1.json"),
         producers="normalize, correlate (route), status",
         consumers="correlate",
+        kind="single",
     )
     incidents: TopicSpec = TopicSpec(
         name="incidents.v1",
@@ -107,6 +113,7 @@ class Catalogue:
         schemas=("task.v1.json", "dead_letter_headers.v1.json"),
         producers="dispatch (outbox)",
         consumers="operators (replay by hand)",
+        kind="dead_letters",
     )
     # dispatch.<department>.v1: one per department (`dispatch_topic_spec`), keyed by
     # dispatch id, carrying task messages (schemas/json/task.v1.json).
@@ -132,17 +139,21 @@ def dispatch_topic_spec(department: str) -> TopicSpec:
         schemas=("task.v1.json",),
         producers="dispatch (outbox)",
         consumers=f"department {department}",
+        kind="departments",
     )
 
 
-def topic(app: faust.App, spec: TopicSpec, **options: Any) -> faust.TopicT:
-    """The Faust topic for a catalogue entry (raw bytes in, agents decode).
+def topic(app: App, spec: TopicSpec, **options: Any) -> faust.TopicT:
+    """The Faust topic for a catalogue entry (raw bytes in, agents decode), with the
+    partitions, replicas and `min.insync.replicas` of the app's policy for its class.
 
     `internal=True` makes the worker create the topic at start-up, before its consumer
     subscribes, instead of relying on the broker's auto-creation on first write."""
+    config = {**app.policy.config(), **options.pop("config", {})}
     return app.topic(
         spec.name,
-        partitions=spec.partitions or app.conf.topic_partitions,
+        partitions=spec.partitions or app.policy.partitions_of(spec.kind),
+        config=config,
         internal=True,
         key_type=bytes,
         value_type=bytes,

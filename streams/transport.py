@@ -301,8 +301,21 @@ class Consumer(faust_aiokafka.Consumer):
             unset_flag(CONSUMER_FETCHING)
 
 
+class Producer(faust_aiokafka.Producer):
+    """Faust's producer, idempotent when the app says so (Faust asks for it only inside
+    transactions): with acks=all, a send the client retries is written once."""
+
+    def _settings_extra(self) -> Any:
+        extra = dict(super()._settings_extra())
+        if getattr(self.app, "idempotent", False):
+            extra |= {"acks": "all", "enable_idempotence": True}
+        return extra
+
+
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with the eager consumer and the batching conductor."""
+    """Faust's aiokafka transport with the eager consumer, the batching conductor and the
+    idempotent producer."""
 
     Consumer: ClassVar[Any] = Consumer
+    Producer: ClassVar[Any] = Producer
     Conductor: ClassVar[Any] = BatchingConductor

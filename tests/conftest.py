@@ -52,6 +52,50 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def sasl_stack(stack: Settings) -> Settings:
+    """The local broker with its SASL_SSL listener (`citybrain stack up --sasl`, as the
+    test command starts it; restarted with it when it runs without): the settings of a
+    client that logs in as the platform's SCRAM user."""
+    from citybrain.stack import KafkaService, Shape
+    from citybrain.stack.kafka_tls import client_settings
+
+    kafka = KafkaService(stack)
+    if not kafka.shape.sasl:
+        kafka.down()
+        kafka = KafkaService(stack, Shape(kafka.shape.brokers, sasl=True))
+        kafka.up()
+    return client_settings(stack, kafka.sasl_bootstrap)
+
+
+#: the test cluster's ports: the main stack's + this
+CLUSTER_PORT_OFFSET = 1000
+
+
+@pytest.fixture(scope="session")
+def cluster(stack: Settings) -> Iterator[Settings]:
+    """A local cluster of three brokers beside the main stack (its own folders, ports the
+    main stack's + 1000), sharing its database; stopped at the end of the session."""
+    from citybrain.stack import KafkaService, Shape
+
+    host, port = stack.kafka_bootstrap_list[0].rsplit(":", 1)
+    settings = stack.model_copy(
+        update={
+            "data_dir": stack.data_dir / "test-cluster",
+            "log_dir": stack.resolved_log_dir / "test-cluster",
+            "kafka_controller_port": stack.kafka_controller_port + CLUSTER_PORT_OFFSET,
+            "kafka_bootstrap_servers": f"{host}:{int(port) + CLUSTER_PORT_OFFSET}",
+            "kafka_heap": "384m",
+        }
+    )
+    kafka = KafkaService(settings, Shape(3))
+    kafka.up()
+    try:
+        yield settings.model_copy(update={"kafka_bootstrap_servers": kafka.address})
+    finally:
+        kafka.down()
+
+
 TSDB_DIR = PROJECT_ROOT / "deploy" / "local" / "timescale"
 
 

@@ -67,6 +67,7 @@ def install(ctx: StageContext) -> None:
         schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
         partitions=1,
         use_partitioner=True,
+        extra_topic_configs=app.policy.config(),
     )
     state: dict[str, Correlator] = {}
 

@@ -80,6 +80,7 @@ def _install_feed(ctx: StageContext, feed: Feed, events: Any, correlate: Any) ->
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.topic_partitions,
+        config=app.policy.config(),
         internal=True,  # created at start-up when missing
         max_records=settings.telemetry_batch_max if bulk else settings.report_batch_max,
         within=wait,
@@ -92,6 +93,7 @@ def _install_feed(ctx: StageContext, feed: Feed, events: Any, correlate: Any) ->
             schema=faust.Schema(key_type=str, key_serializer="raw", value_serializer="json"),
             partitions=settings.topic_partitions,
             use_partitioner=True,  # changelog partition by key hash, like the raw topic
+            extra_topic_configs=app.policy.config(),
         )
         install_silence_sweep(ctx, feed, table, events, correlate)
     declare_dead_letter_topics(app, feed.topic)

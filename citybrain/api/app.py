@@ -35,6 +35,7 @@ from citybrain.dispatch.plan import TRANSITIONS
 from citybrain.dispatch.routing import dispatch_files, load_routing
 from citybrain.schemas.commands import ExtendDeadlineCommand
 from citybrain.settings import Settings, get_settings
+from citybrain.streams.clients import aiokafka_options
 from citybrain.streams.db import open_pool
 from citybrain.streams.topics import TOPICS
 
@@ -129,7 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(s)  # the app's own: a test may run several apps in turn
         producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers, acks="all", linger_ms=2
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=s.kafka_idempotence,
+            linger_ms=2,
+            **aiokafka_options(s),
         )
         await producer.start()
         app.state.pool = pool

@@ -6,9 +6,8 @@ and the interactive docs (`/docs`) served with Swagger UI's own files from the i
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -16,6 +15,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from citybrain import probes
+from citybrain.probes import READY_TIMEOUT_S, Check
 
 REQUESTS = Counter(
     "citybrain_api_requests_total",
@@ -34,8 +36,6 @@ ASSETS = {
     "swagger-ui.css": "text/css",
     "favicon-32x32.png": "image/png",
 }
-Check = Callable[[], Awaitable[None]]
-READY_TIMEOUT_S = 3.0
 
 
 class Metrics:
@@ -78,25 +78,9 @@ def route_of(scope: Scope) -> str:
 
 async def readiness(checks: Mapping[str, Check], timeout: float = READY_TIMEOUT_S) -> Response:
     """200 when every dependency answers within `timeout`, else 503 naming those that did
-    not (and why)."""
-
-    async def one(check: Check) -> str:
-        try:
-            await asyncio.wait_for(check(), timeout)
-        except TimeoutError:
-            return f"no answer within {timeout:g}s"
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"[:200]
-        return "ok"
-
-    results = dict(
-        zip(checks, await asyncio.gather(*(one(c) for c in checks.values())), strict=True)
-    )
-    ready = all(r == "ok" for r in results.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": results},
-        status_code=200 if ready else 503,
-    )
+    not (and why): `citybrain.probes`' verdict as JSON."""
+    verdict = await probes.readiness(checks, timeout)
+    return JSONResponse(verdict.body(), status_code=verdict.status_code)
 
 
 def install(app: FastAPI) -> None:

@@ -13,21 +13,44 @@ app = typer.Typer(
 
 
 @app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: int = typer.Option(
+        0,
+        "--brokers",
+        min=0,
+        help="Kafka brokers: 1, or 3 for a replicated cluster (0: as last started, else "
+        "CITYBRAIN_KAFKA_BROKERS).",
+    ),
+    sasl: bool = typer.Option(
+        False, "--sasl", help="Add a SASL_SSL listener (SCRAM-SHA-512) to every broker."
+    ),
+) -> None:
     """Start Kafka and PostgreSQL (installing/resolving them first if needed). Idempotent."""
-    from citybrain.stack import StackError
+    from citybrain.stack import KafkaService, Shape, StackError
     from citybrain.stack import up as stack_up_
 
     settings = cli_settings()
+    last = Shape.read(settings.data_dir)
+    count = brokers or (last.brokers if last else settings.kafka_brokers)
+    if count not in (1, 3):
+        raise fail(f"--brokers {count}: the local stack runs 1 broker or a cluster of 3")
+    shape = Shape(count, sasl or bool(last and last.sasl and not brokers))
+    kafka = KafkaService(settings, shape)
     typer.echo(
-        f"starting postgres on 127.0.0.1:{settings.db_port} and kafka on "
-        f"{settings.kafka_bootstrap_servers} (data in {settings.data_dir}) ..."
+        f"starting postgres on 127.0.0.1:{settings.db_port} and {count} kafka broker(s) on "
+        f"{kafka.address} (data in {settings.data_dir}) ..."
     )
     try:
-        statuses = stack_up_(settings)
+        statuses = stack_up_(settings, shape)
     except StackError as exc:
         raise fail(str(exc)) from exc
     _print_status(statuses)
+    if count > 1 and settings.kafka_bootstrap_servers != kafka.address:
+        typer.echo(f"clients: export CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS={kafka.address}")
+    if shape.sasl:
+        from citybrain.stack.kafka_tls import tls_dir
+
+        typer.echo(f"SASL_SSL clients: the settings in {tls_dir(settings) / 'client.env'}")
 
 
 @app.command("down")

@@ -1,18 +1,30 @@
-"""A single-node Apache Kafka in KRaft mode, run from the jars Maven resolves.
-
-Layout under `<data_dir>/kafka`: `server.properties` and `log4j2.properties` (rewritten on
-every start from the settings), `data/` (the KRaft log dirs, formatted once with a fixed
-cluster id), `kafka.pid`. Listeners bind to 127.0.0.1 only.
+"""The local Apache Kafka in KRaft mode, run from the jars Maven resolves: one broker, or
+a cluster of three (`citybrain stack up --brokers 3`), optionally with a SASL_SSL listener
+(`--sasl`). Each broker's folder holds `server.properties` and `log4j2.properties`
+(rewritten on every start from the settings), `data/` (the KRaft log dirs, formatted once
+with a fixed cluster id) and `kafka.pid`; the shape and ports are in `kafka_config`, the
+TLS material and the SCRAM login in `kafka_tls`. Listeners bind to the bootstrap host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from citybrain.settings import Settings
+from citybrain.stack.kafka_config import (
+    CLUSTER_ID,
+    SINGLE_CLUSTER_ID,
+    BrokerPlace,
+    Shape,
+    Tls,
+    places,
+    sasl_bootstrap,
+    server_properties,
+)
 from citybrain.stack.process import (
     ServiceStatus,
     StackError,
@@ -23,38 +35,6 @@ from citybrain.stack.process import (
     terminate,
     wait_until,
 )
-
-#: Fixed cluster id (base64url of b"citybrain-local1"), so a re-format is recognisable.
-CLUSTER_ID = "Y2l0eWJyYWluLWxvY2FsMQ"
-NODE_ID = 1
-
-SERVER_PROPERTIES = """\
-# Written by `citybrain stack up`; edit the settings, not this file.
-process.roles=broker,controller
-node.id={node_id}
-controller.quorum.bootstrap.servers={host}:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-log.dirs={log_dirs}
-num.partitions={partitions}
-default.replication.factor=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-log.retention.hours=72
-log.segment.bytes=268435456
-message.max.bytes=2097152
-num.network.threads=2
-num.io.threads=4
-"""
 
 LOG4J2_PROPERTIES = """\
 status = warn
@@ -115,24 +95,42 @@ def describe_cluster(
 
 
 class KafkaService:
-    """Start, stop and inspect the local KRaft broker."""
+    """Start, stop and inspect the local Kafka: every broker of its shape."""
 
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, shape: Shape | None = None) -> None:
         self.settings = settings
         self.home = settings.kafka_home.resolve()
         self.lib = self.home / "lib"
-        self.root = (settings.data_dir / "kafka").resolve()
-        self.log_file = settings.resolved_log_dir / "kafka.log"
-        self.out_file = settings.resolved_log_dir / "kafka.out"
-        self.pid_file = self.root / "kafka.pid"
         self.host, self.port = split_host_port(settings.kafka_bootstrap_list[0], 9092)
+        self.shape = shape or Shape.read(settings.data_dir) or Shape(settings.kafka_brokers)
+        self.brokers = places(
+            self.host,
+            self.port,
+            settings.kafka_controller_port,
+            settings.data_dir.resolve(),
+            settings.resolved_log_dir,
+            self.shape,
+            settings.kafka_sasl_port,
+        )
+        first = self.brokers[0]
+        self.root, self.log_file, self.out_file = first.root, first.log_file, first.out_file
+        self.pid_file = first.root / "kafka.pid"
         self.last_error = ""
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return ",".join(b.address for b in self.brokers)
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [b.address for b in self.brokers]
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_SSL listeners (empty without `--sasl`)."""
+        return sasl_bootstrap(self.brokers)
 
     # --- set-up ------------------------------------------------------------------
     def jars(self) -> list[Path]:
@@ -173,45 +171,55 @@ class KafkaService:
             raise StackError("kafka: no `java` on PATH; install Java 17 (openjdk-17-jre-headless)")
         return java
 
-    def write_config(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def keytool(self) -> str:
+        """The JDK's keytool next to the java that runs the brokers."""
+        beside = Path(self.java()).resolve().parent / "keytool"
+        found = str(beside) if beside.exists() else shutil.which("keytool")
+        if found is None:
+            raise StackError("kafka --sasl: no `keytool` next to java or on PATH")
+        return found
+
+    def tls(self) -> Tls | None:
+        if not self.shape.sasl:
+            return None
+        from citybrain.stack.kafka_tls import ensure_tls
+
+        return ensure_tls(self.settings, self.keytool(), (self.host,))
+
+    def write_config(self, broker: BrokerPlace, tls: Tls | None) -> Path:
+        broker.root.mkdir(parents=True, exist_ok=True)
         self.settings.resolved_log_dir.mkdir(parents=True, exist_ok=True)
-        props = self.root / "server.properties"
+        props = broker.root / "server.properties"
         props.write_text(
-            SERVER_PROPERTIES.format(
-                node_id=NODE_ID,
-                host=self.host,
-                port=self.port,
-                controller_port=self.settings.kafka_controller_port,
-                log_dirs=self.root / "data",
-                partitions=self.settings.topic_partitions,
-            )
+            server_properties(broker, self.brokers, self.settings.topic_partitions, tls)
         )
-        (self.root / "log4j2.properties").write_text(
-            LOG4J2_PROPERTIES.format(log_file=self.log_file)
+        (broker.root / "log4j2.properties").write_text(
+            LOG4J2_PROPERTIES.format(log_file=broker.log_file)
         )
         return props
 
     def classpath(self) -> str:
         return f"{self.lib}/*"
 
-    def format_storage(self, props: Path) -> None:
-        """Format the KRaft log dirs once (a no-op when already formatted)."""
-        if (self.root / "data" / "meta.properties").exists():
+    def format_storage(self, broker: BrokerPlace, props: Path) -> None:
+        """Format the broker's KRaft log dirs once (a no-op when already formatted): one
+        broker as a dynamic quorum of itself, a cluster's brokers with static voters."""
+        if (broker.root / "data" / "meta.properties").exists():
             return
+        single = len(self.brokers) == 1
         proc = subprocess.run(
             [
                 self.java(),
                 "-cp",
                 self.classpath(),
-                f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
+                f"-Dlog4j2.configurationFile={broker.root / 'log4j2.properties'}",
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                CLUSTER_ID,
+                SINGLE_CLUSTER_ID if single else CLUSTER_ID,
                 "-c",
                 str(props),
-                "--standalone",  # a dynamic KRaft quorum of this one controller
+                *(["--standalone"] if single else []),
                 "--ignore-formatted",
             ],
             capture_output=True,
@@ -222,38 +230,98 @@ class KafkaService:
             raise StackError(f"kafka: formatting storage failed: {proc.stdout}{proc.stderr}")
 
     # --- lifecycle ---------------------------------------------------------------
-    def pid(self) -> int | None:
-        return read_pid(self.pid_file)
+    def pid(self, broker: BrokerPlace | None = None) -> int | None:
+        """The pid of `broker` (default: the first)."""
+        return read_pid((broker or self.brokers[0]).root / "kafka.pid")
+
+    def pids(self) -> dict[int, int | None]:
+        """Each broker's pid by node id."""
+        return {b.node_id: self.pid(b) for b in self.brokers}
 
     def is_ready(self) -> bool:
-        """The broker answers a metadata request (not merely an open port) and can
-        coordinate consumer groups."""
-        if not port_open(self.host, self.port):
-            self.last_error = f"nothing listens on {self.address}"
-            return False
+        """Every broker answers and is registered with the cluster (not merely an open
+        port), and the cluster can coordinate consumer groups."""
+        for broker in self.brokers:
+            if not port_open(broker.host, broker.port):
+                self.last_error = f"nothing listens on {broker.address}"
+                return False
         try:
-            describe_cluster(self.settings.kafka_bootstrap_list, groups=True)
+            cluster = describe_cluster(self.bootstrap, groups=True)
         except NoGroupCoordinator as exc:
             self.last_error = f"no group coordinator yet: {exc}"
             return False
         except Exception as exc:
             self.last_error = f"metadata request failed: {type(exc).__name__}: {exc}"
             return False
+        registered = cluster.get("brokers")
+        count = len(registered) if isinstance(registered, list) else 0
+        if count < len(self.brokers):
+            self.last_error = f"{count} of {len(self.brokers)} brokers registered"
+            return False
         return True
 
     def up(self) -> None:
-        if self.pid() is not None and wait_until(self.is_ready, self.settings.stack_timeout):
+        """Start every broker that is not running, then wait until the cluster is ready;
+        with SASL, make sure of the platform's SCRAM login."""
+        current = Shape.read(self.settings.data_dir) or Shape()
+        if current != self.shape and self._any_running(current):
+            raise StackError(
+                f"kafka: it runs as {current.brokers} broker(s) with sasl {current.sasl}, "
+                f"not {self.shape.brokers} with sasl {self.shape.sasl}: "
+                "`citybrain stack down` first"
+            )
+        running = [b for b in self.brokers if self.pid(b) is not None]
+        if running and wait_until(self.is_ready, self.settings.stack_timeout):
+            self._after_up()
             return
-        if self.pid() is None and port_open(self.host, self.port):
+        first = self.brokers[0]
+        if not running and port_open(first.host, first.port):
             if self.is_ready():
                 return  # a broker someone else runs: use it
             raise StackError(
-                f"kafka: port {self.address} is taken by another program; "
+                f"kafka: port {first.address} is taken by another program; "
                 "free it or set CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS"
             )
         self.ensure_jars()
-        props = self.write_config()
-        self.format_storage(props)
+        tls = self.tls()
+        self.shape.write(self.settings.data_dir)
+        procs = {b.node_id: self.start(b, tls) for b in self.brokers if self.pid(b) is None}
+
+        def died() -> str | None:
+            dead = [f"broker {n}: exit code {p.returncode}" for n, p in procs.items() if p.poll()]
+            return "; ".join(dead) or None
+
+        if not wait_until(self.is_ready, self.settings.stack_timeout, interval=0.5, abort=died):
+            reason = died() or (
+                f"not ready after {self.settings.stack_timeout:.0f}s: {self.last_error}"
+            )
+            for proc in procs.values():
+                if proc.poll() is None:
+                    terminate(proc.pid, 10)
+            logs = "\n".join(f"{tail(b.log_file)}\n{tail(b.out_file)}" for b in self.brokers)
+            raise StackError(
+                f"kafka did not come up at {self.address} ({reason}); "
+                f"see {', '.join(str(b.log_file) for b in self.brokers)}:\n{logs}"
+            )
+        self._after_up()
+
+    def _any_running(self, shape: Shape) -> bool:
+        other = KafkaService(self.settings, shape)
+        return any(pid is not None for pid in other.pids().values())
+
+    def _after_up(self) -> None:
+        if not self.shape.sasl:
+            return
+        from citybrain.stack.kafka_tls import add_scram_user, sasl_login, write_client_env
+
+        user, password = sasl_login(self.settings)
+        add_scram_user(self.settings, self.bootstrap, user, password)
+        write_client_env(self.settings, self.sasl_bootstrap, user, password)
+
+    def start(self, broker: BrokerPlace, tls: Tls | None = None) -> subprocess.Popen[bytes]:
+        """Start one broker's JVM (formatting its storage the first time)."""
+        props = self.write_config(broker, tls if tls is not None else self.tls())
+        self.format_storage(broker, props)
         heap = self.settings.kafka_heap
         cmd = [
             self.java(),
@@ -262,75 +330,91 @@ class KafkaService:
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={broker.root / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.settings.resolved_log_dir}",
             "-cp",
             self.classpath(),
             "kafka.Kafka",
             str(props),
         ]
-        with self.out_file.open("ab") as out:
+        with broker.out_file.open("ab") as out:
             proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                cwd=self.root,
+                cwd=broker.root,
             )
-        self.pid_file.write_text(f"{proc.pid}\n")
-
-        def died() -> str | None:
-            return None if proc.poll() is None else f"exit code {proc.returncode}"
-
-        if not wait_until(self.is_ready, self.settings.stack_timeout, interval=0.5, abort=died):
-            reason = died() or (
-                f"not ready after {self.settings.stack_timeout:.0f}s: {self.last_error}"
-            )
-            if proc.poll() is None:
-                terminate(proc.pid, 10)
-            raise StackError(
-                f"kafka did not come up at {self.address} ({reason}); "
-                f"see {self.log_file} and {self.out_file}:\n"
-                f"{tail(self.log_file)}\n{tail(self.out_file)}"
-            )
+        (broker.root / "kafka.pid").write_text(f"{proc.pid}\n")
+        return proc
 
     def down(self) -> None:
-        pid = self.pid()
+        """Stop every broker, all asked at once (stopped one by one, the last broker of a
+        cluster waits for a quorum that is gone); a broker not gone in 30 s is killed."""
+        import signal
+        import time
+
+        pids = [(b, self.pid(b)) for b in self.brokers]
+        for _, pid in pids:
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + min(30.0, self.settings.stack_timeout)
+        for broker, pid in pids:
+            if pid is not None:
+                terminate(pid, max(1.0, deadline - time.monotonic()))
+            (broker.root / "kafka.pid").unlink(missing_ok=True)
+
+    def stop(self, broker: BrokerPlace) -> None:
+        """Stop one broker cleanly."""
+        pid = self.pid(broker)
         if pid is not None:
             terminate(pid, self.settings.stack_timeout)
-        self.pid_file.unlink(missing_ok=True)
+        (broker.root / "kafka.pid").unlink(missing_ok=True)
 
-    def kill(self) -> None:
-        """Hard-kill the broker (fault injection): no clean shutdown."""
+    def kill(self, broker: BrokerPlace | None = None) -> None:
+        """Hard-kill a broker (default: every one) for fault injection: no clean shutdown."""
         import signal
 
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: self.pid() is None, 10)
+        for b in [broker] if broker is not None else self.brokers:
+            pid = self.pid(b)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                wait_until(lambda b=b: self.pid(b) is None, 10)  # type: ignore[misc]
+
+    def broker(self, node_id: int) -> BrokerPlace:
+        return next(b for b in self.brokers if b.node_id == node_id)
 
     # --- inspection ----------------------------------------------------------------
     def describe(self) -> dict[str, object]:
-        """Cluster metadata from the broker itself (broker ids, controller, cluster id)."""
-        return describe_cluster(self.settings.kafka_bootstrap_list)
+        """Cluster metadata from the brokers themselves (broker ids, controller, id)."""
+        return describe_cluster(self.bootstrap)
 
     def status(self) -> ServiceStatus:
         details: dict[str, str] = {"version": self.kafka_version() or "jars not resolved"}
         running = False
         try:
             cluster = self.describe()
-            running = True
             brokers = cluster.get("brokers")
             brokers = brokers if isinstance(brokers, list) else []
             ids = [
                 str(b.get("broker_id", b.get("node_id"))) for b in brokers if isinstance(b, dict)
             ]
-            details["broker_id"] = ",".join(ids) or "?"
+            details["broker_id"] = ",".join(sorted(ids)) or "?"
+            details["controller_id"] = str(cluster.get("controller_id"))
             details["cluster_id"] = str(cluster.get("cluster_id"))
+            running = len(ids) >= len(self.brokers)
+            if not running:
+                details["error"] = f"{len(ids)} of {len(self.brokers)} brokers registered"
         except Exception as exc:  # not reachable: report why
             details["error"] = f"{type(exc).__name__}: {exc}"
-        pid = self.pid()
-        if pid is not None:
-            details["pid"] = str(pid)
+        pids = self.pids()
+        if len(self.brokers) == 1:
+            if pids[1] is not None:
+                details["pid"] = str(pids[1])
+        else:
+            details["pids"] = ", ".join(f"{n}: {p or 'down'}" for n, p in pids.items())
+        if self.shape.sasl:
+            details["sasl_ssl"] = self.sasl_bootstrap
         return ServiceStatus(self.name, running, self.address, details, self.log_file)

@@ -6,20 +6,21 @@ opened their own incident, how often their problem's incident was among the sugg
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from citybrain.correlation.core import Correlator
 from citybrain.correlation.places import PlaceWords
-from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
+from citybrain.feeds.definition import BUILTIN_DIR, Feed, load_feeds
 from citybrain.feeds.pipeline import RawRecord, normalize_batch
 from citybrain.geo.address import Gazetteer, load_gazetteer
 from citybrain.geo.geotag import Geotagger
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
-from citybrain_tools.sim.scenario import Scenario
+from citybrain_tools.sim.scenario import Scenario, SimRecord
 
 #: where simulated time ends (the ids the simulator makes hold its times)
 END = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -88,27 +89,45 @@ def simulated_events(
     # the city's register knows most of the run's places (the simulator says which)
     gazetteer = load_gazetteer(pack, sim.register)
     tagger = Geotagger(index, gazetteer)
-    events: list[tuple[CanonicalEvent, str]] = []
-    states: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    events = [
+        (e, records[e.raw_ref.offset].truth.get("problem_id") or "")
+        for e in normalise(feeds, records, tagger, end + timedelta(seconds=1))
+    ]
+    events.sort(key=lambda t: t[0].observed_at)
+    return len(records), label_background(events), gazetteer
+
+
+def normalise(
+    feeds: dict[str, Feed],
+    records: Sequence[SimRecord],
+    tagger: Geotagger,
+    received_at: datetime,
+    states: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> list[CanonicalEvent]:
+    """Simulated records (in time order) as the normalize stage makes them into events: the
+    real pure pipeline, 500 records a batch, one call a topic (`feeds`: by topic), each
+    device's alarm state carried over (in `states`, by topic, when given). An event's
+    `raw_ref.offset` is its record's index in `records`."""
+    states = defaultdict(dict) if states is None else states
+    events: list[CanonicalEvent] = []
     batch = 500
     for lo in range(0, len(records), batch):
         chunk = list(enumerate(records[lo : lo + batch], start=lo))
-        by_topic: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        by_topic: dict[str, list[tuple[int, SimRecord]]] = defaultdict(list)
         for i, r in chunk:
             by_topic[r.topic].append((i, r))
         for topic, items in by_topic.items():
+            state = states.setdefault(topic, {})
             out = normalize_batch(
                 feeds[topic],
                 [RawRecord(r.value, topic, 0, i) for i, r in items],
                 tagger,
-                states[topic],
-                end + timedelta(seconds=1),
+                state,
+                received_at,
             )
-            states[topic].update(out.states)
-            for e in out.events:
-                events.append((e, records[e.raw_ref.offset].truth.get("problem_id") or ""))
-    events.sort(key=lambda t: t[0].observed_at)
-    return len(records), label_background(events), gazetteer
+            state.update(out.states)
+            events += out.events
+    return events
 
 
 def label_background(events: list[tuple[CanonicalEvent, str]]) -> list[tuple[CanonicalEvent, str]]:

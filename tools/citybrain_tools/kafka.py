@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 
 
 def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
@@ -30,7 +31,9 @@ def end_offsets(settings: Settings, topics: Iterable[str]) -> dict[Any, int]:
     """The end offset of every partition of `topics` (the next offset to be written)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_list)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list, **kafka_python_options(settings)
+    )
     try:
         tps = partitions(consumer, topics)
         return dict(consumer.end_offsets(tps)) if tps else {}
@@ -43,7 +46,10 @@ def committed(settings: Settings, group: str, tps: Iterable[Any]) -> dict[Any, i
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
+        group_id=group,
+        enable_auto_commit=False,
     )
     try:
         return {tp: consumer.committed(tp) for tp in tps}
@@ -67,7 +73,10 @@ def start_group_at_end(settings: Settings, group: str) -> None:
     from kafka.structs import OffsetAndMetadata
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list, group_id=group, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
+        group_id=group,
+        enable_auto_commit=False,
     )
     try:
         tps = partitions(consumer, [t for t in consumer.topics() if not t.startswith("__")])
@@ -95,6 +104,7 @@ def messages_after(
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
         enable_auto_commit=False,
         consumer_timeout_ms=idle_ms,
         max_partition_fetch_bytes=8_000_000,
@@ -114,7 +124,9 @@ def ensure_topic(settings: Settings, topic: str, partitions: int) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, **kafka_python_options(settings)
+    )
     try:
         admin.create_topics([NewTopic(topic, partitions, 1)])
     except TopicAlreadyExistsError:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from citybrain.dispatch.outbox import Outcome
 from citybrain.logs import get_logger
+from citybrain.streams.clients import kafka_python_options
 from citybrain.streams.topics import dispatch_topic_spec, topic
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class KafkaNotifier:
     def __init__(self, ctx: StageContext) -> None:
         self.timeout = ctx.settings.webhook_timeout
         self.bootstrap = ctx.settings.kafka_bootstrap_list
+        self.client_options = kafka_python_options(ctx.settings)
         self.topics: dict[str, Any] = {
             name: topic(ctx.app, dispatch_topic_spec(name.split(".")[1]))
             for name in ctx.channels.kafka_topics()
@@ -67,6 +69,7 @@ class KafkaNotifier:
                     name,
                     item.message_id,
                     int(item.delivery.created_at.timestamp() * 1000) - LOOKUP_MARGIN_MS,
+                    self.client_options,
                 ),
                 timeout=max(self.timeout, 10.0),
             )
@@ -78,14 +81,25 @@ class KafkaNotifier:
         return None
 
 
-async def message_on_topic(bootstrap: list[str], name: str, message_id: str, since_ms: int) -> bool:
+async def message_on_topic(
+    bootstrap: list[str],
+    name: str,
+    message_id: str,
+    since_ms: int,
+    options: dict[str, Any] | None = None,
+) -> bool:
     """Whether a record with header `message-id` = `message_id` is on topic `name` at or after
     `since_ms` (read up to the end offsets taken at the start; every partition). Runs the
-    kafka-python client in a thread: a rare lookup, off the worker's event loop."""
-    return await asyncio.to_thread(_message_on_topic, bootstrap, name, message_id, since_ms)
+    kafka-python client (with `options`: its security) in a thread: a rare lookup, off the
+    worker's event loop."""
+    return await asyncio.to_thread(
+        _message_on_topic, bootstrap, name, message_id, since_ms, options or {}
+    )
 
 
-def _message_on_topic(bootstrap: list[str], name: str, message_id: str, since_ms: int) -> bool:
+def _message_on_topic(
+    bootstrap: list[str], name: str, message_id: str, since_ms: int, options: dict[str, Any]
+) -> bool:
     from kafka import KafkaConsumer, TopicPartition
 
     wanted = message_id.encode()
@@ -93,6 +107,7 @@ def _message_on_topic(bootstrap: list[str], name: str, message_id: str, since_ms
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
+        **options,
     )
     try:
         numbers = consumer.partitions_for_topic(name) or set()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 
 DEPARTMENT_TOPIC = re.compile(r"^dispatch\.(?!status\.)[a-z0-9-]+\.v1$")
 
@@ -62,6 +63,7 @@ def delivered(settings: Settings, incidents: Collection[str]) -> Delivered:
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
         enable_auto_commit=False,
         consumer_timeout_ms=3000,
         max_partition_fetch_bytes=8_000_000,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 from citybrain.streams.watchdog import EXIT_STALLED
 from citybrain_tools import kafka
 from citybrain_tools.chaos import faults, traffic
@@ -248,12 +249,19 @@ class _Flow:
 
 @contextlib.contextmanager
 def _flowing(
-    settings: Settings, events: int, rate: float, per_site: int, *, supervise: bool = False
+    settings: Settings,
+    events: int,
+    rate: float,
+    per_site: int,
+    *,
+    supervise: bool = False,
+    **env: str,
 ) -> Iterator[_Flow]:
-    """A fresh consumer group with one worker and `events` unique events flowing at
-    `rate`/s; every worker of the group is stopped on the way out."""
+    """A fresh consumer group with one worker (`env` added to its environment) and
+    `events` unique events flowing at `rate`/s; every worker of the group is stopped on the
+    way out."""
     run = traffic.new_run_id()
-    workers = faults.Workers(settings, _log_dir(settings), supervise=supervise)
+    workers = faults.Workers(settings, _log_dir(settings), supervise=supervise, **env)
     started = time.monotonic()
     try:
         worker = workers.start()
@@ -424,7 +432,9 @@ def group_members(settings: Settings, group: str) -> int | None:
     it is rebalancing)."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_list)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, **kafka_python_options(settings)
+    )
     try:
         # kafka-python 3 names it describe_groups, 2 describe_consumer_groups
         describe = getattr(admin, "describe_groups", None) or admin.describe_consumer_groups
@@ -581,7 +591,10 @@ def poison(
         from kafka import KafkaProducer
 
         p = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_list, acks="all", max_request_size=4_000_000
+            bootstrap_servers=settings.kafka_bootstrap_list,
+            **kafka_python_options(settings),
+            acks="all",
+            max_request_size=4_000_000,
         )
         corpus_at: dict[tuple[str, int, int], str] = {}
         raw_topic = hostile.raw_topics()
@@ -993,3 +1006,19 @@ SCENARIOS: dict[str, Callable[..., Common]] = {
     "webhook-outage": webhook_outage,
     "stall-watchdog": stalled_rebalance,
 }
+#: scenarios that need the cluster of three (`citybrain stack up --brokers 3`): run only
+#: when asked for by name; `broker-loss` names both
+CLUSTER_SCENARIOS = ("broker-loss-controller", "broker-loss-leader")
+ALIASES = {"broker-loss": list(CLUSTER_SCENARIOS)}
+
+
+def scenario(name: str) -> Callable[..., Common]:
+    """The scenario of that name (the cluster's are imported when asked for)."""
+    if name in CLUSTER_SCENARIOS:
+        from citybrain_tools.chaos import cluster
+
+        return {
+            "broker-loss-controller": cluster.broker_loss_controller,
+            "broker-loss-leader": cluster.broker_loss_leader,
+        }[name]
+    return SCENARIOS[name]

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 
 TOPIC = "raw.iot.smoke-alarm"
 #: The sites: a grid over central Shanghai (GCJ-02), 0.007° x 0.006° apart (~660 m, more
@@ -80,7 +81,11 @@ OUTAGE_PROOF: dict[str, Any] = {
 def producer(settings: Settings) -> Any:
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_list, **OUTAGE_PROOF)
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
+        **OUTAGE_PROOF,
+    )
 
 
 def produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]) -> None:

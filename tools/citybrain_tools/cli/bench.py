@@ -151,9 +151,62 @@ def bench_e2e(
 @app.command("correlate")
 def bench_correlate(
     keys: Annotated[int, typer.Option(help="Live correlation keys (reports held).")] = 1_000_000,
+    open_incidents: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Measure the ceiling instead: reports/s the single correlation owner decides "
+            "on one core with this many open incidents held (repeat for several sizes)."
+        ),
+    ] = None,
+    reports: Annotated[
+        int, typer.Option(help="With --open-incidents: new reports a round may feed.")
+    ] = 20_000,
+    rounds: Annotated[int, typer.Option(help="With --open-incidents: timed rounds.")] = 5,
+    round_seconds: Annotated[
+        float,
+        typer.Option(
+            help="With --open-incidents: a round stops after this much deciding (a whole batch "
+            "at least)."
+        ),
+    ] = 60.0,
+    batch: Annotated[
+        int, typer.Option(help="Reports a batch (the correlate agent takes up to 1,000).")
+    ] = 1000,
+    core: Annotated[
+        int | None,
+        typer.Option(help="The core to pin to (default: the highest this process may use)."),
+    ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(
+            help="With --open-incidents: reports/s the median round must reach at every size "
+            "(none by default: the issue states no target; the ceiling is printed)."
+        ),
+    ] = None,
+    pack: Annotated[str | None, typer.Option(help="Pack (default: CITYBRAIN_CITY_PACK).")] = None,
+    seed: Annotated[int, typer.Option(help="The simulated city's seed.")] = 11,
     json_out: JsonOut = False,
 ) -> None:
-    """Memory per million live correlation keys (target: at most 100 MB)."""
+    """Memory per million live correlation keys (target: at most 100 MB). With
+    --open-incidents: the correlator's ceiling, pinned to one core: the simulator's city in
+    the pack preloaded until that many incidents are held, then rounds of new reports
+    through the stage's per-batch decision (reports/s median, min and max, per-report
+    times, state memory, progress on stderr)."""
+
+    if open_incidents:
+        _bench_ceiling(
+            open_incidents,
+            reports,
+            rounds,
+            round_seconds,
+            batch,
+            core,
+            target,
+            pack or cli_settings().city_pack,
+            seed,
+            json_out,
+        )
+        return
 
     from citybrain_tools.bench.correlate import as_dict, run_correlate_bench
 
@@ -164,6 +217,57 @@ def bench_correlate(
         "<= 100 MB (95.4 MiB) per million keys",
         result.mib_per_million_keys <= 100e6 / 2**20,
     )
+
+
+def _bench_ceiling(
+    sizes: list[int],
+    reports: int,
+    rounds: int,
+    round_seconds: float,
+    batch: int,
+    core: int | None,
+    target: float | None,
+    pack: str,
+    seed: int,
+    json_out: bool,
+) -> None:
+    from citybrain_tools.bench.ceiling import (
+        as_dict,
+        pin,
+        run_ceiling_bench,
+        stderr_progress,
+        table,
+    )
+
+    pinned = pin(core)
+    typer.echo(f"pinned to core {pinned}; city pack {pack}, seed {seed}", err=True)
+    results = []
+    for size in sizes:
+        result = run_ceiling_bench(
+            size, pack, reports, rounds, batch, seed, round_seconds, pinned, stderr_progress
+        )
+        results.append(result)
+        print_report(as_dict(result) if json_out else table(result), json_out)
+        if not json_out:
+            typer.echo("")
+    if not json_out:
+        for r in results:
+            s = r.reports_per_s
+            typer.echo(
+                f"ceiling with {r.open_incidents:,} open incidents: {s.median:,} reports/s on "
+                f"core {pinned} (median of {len(r.rounds)} rounds; min {s.min:,}, max {s.max:,})"
+            )
+    if target is not None:
+        met = all(r.reports_per_s.median >= target for r in results)
+        if not json_out:
+            typer.echo(
+                f"target: >= {target:,.0f} reports/s at every size -> "
+                + ("met" if met else "MISSED")
+            )
+        else:
+            typer.echo(f'{{"target": ">= {target:g} reports/s", "target_met": {str(met).lower()}}}')
+        if not met:
+            raise typer.Exit(1)
 
 
 @app.command("normalize")

@@ -16,7 +16,9 @@ def chaos(
             "--scenario",
             "-s",
             help="worker-kills, broker-kill, database-stop, rebalances, slow-event-kill,"
-            " poison, webhook-outage, stall-watchdog (repeat; default: all).",
+            " poison, webhook-outage, stall-watchdog (repeat; default: all of these);"
+            " broker-loss (the controller, then a partition leader: needs"
+            " `citybrain stack up --brokers 3`).",
         ),
     ] = None,
     scale: Annotated[
@@ -45,11 +47,17 @@ def chaos(
     duplicate counts (all must be 0), recovery and stall times; exits 1 when one is not.
     Progress goes to stderr."""
     from citybrain_tools.chaos.report import as_dict, render
-    from citybrain_tools.chaos.scenarios import SCENARIOS, stderr_progress
+    from citybrain_tools.chaos.scenarios import (
+        ALIASES,
+        CLUSTER_SCENARIOS,
+        SCENARIOS,
+        stderr_progress,
+    )
+    from citybrain_tools.chaos.scenarios import scenario as scenario_named
 
     s = cli_settings()
-    names = scenario or list(SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    names = [n for asked in scenario or list(SCENARIOS) for n in ALIASES.get(asked, [asked])]
+    unknown = [n for n in names if n not in SCENARIOS and n not in CLUSTER_SCENARIOS]
     if unknown:
         raise typer.BadParameter(f"unknown scenario(s): {', '.join(unknown)}")
 
@@ -82,13 +90,17 @@ def chaos(
         "poison": {"good": 40},
         "webhook-outage": {"events": 200, "down_for": t(300)},
         "stall-watchdog": {"events": n(200), "stall_timeout": t(10)},
+        **{
+            name: {"events": n(20_000), "rate": 500.0, "kill_after": t(15), "down_for": t(20)}
+            for name in CLUSTER_SCENARIOS
+        },
     }
     rows = []
     for run in range(1, repeat + 1):
         for name in names:
             label = f"{name} (run {run}/{repeat})" if repeat > 1 else name
             stderr_progress(f"scenario {label}")
-            result = SCENARIOS[name](s, progress=stderr_progress, **sizes[name])
+            result = scenario_named(name)(s, progress=stderr_progress, **sizes[name])
             row = as_dict(name, result)
             if repeat > 1:
                 row["run"] = run

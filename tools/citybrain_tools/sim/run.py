@@ -16,6 +16,7 @@ from citybrain.geo.address import load_gazetteer
 from citybrain.geo.index import GeoIndex
 from citybrain.geo.pack import load_pack
 from citybrain.settings import Settings
+from citybrain.streams.clients import kafka_python_options
 from citybrain_tools.sim.scenario import Scenario, SimRecord
 
 
@@ -51,6 +52,7 @@ def send(
 
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_list,
+        **kafka_python_options(settings),
         acks="all",
         linger_ms=20,
         batch_size=256 * 1024,
