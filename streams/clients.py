@@ -48,7 +48,8 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def kafka_python_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for kafka-python's clients (admin, producer, consumer)."""
+    """Keyword arguments for kafka-python's clients (admin, producer, consumer), which
+    aiokafka's take too."""
     options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if uses_sasl(settings):
         options |= {
@@ -62,17 +63,9 @@ def kafka_python_options(settings: Settings) -> dict[str, Any]:
 
 
 def aiokafka_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for aiokafka's clients (the API's producer)."""
-    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    if uses_sasl(settings):
-        options |= {
-            "sasl_mechanism": settings.kafka_sasl_mechanism,
-            "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": _password(settings),
-        }
-    if uses_tls(settings):
-        options["ssl_context"] = ssl_context(settings)
-    return options
+    """Keyword arguments for aiokafka's clients (the API's producer): the same names as
+    kafka-python's."""
+    return kafka_python_options(settings)
 
 
 def faust_credentials(settings: Settings) -> Any:

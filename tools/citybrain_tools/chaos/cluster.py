@@ -30,6 +30,7 @@ from citybrain_tools.chaos.scenarios import (
     _finish,
     _flowing,
     _quiet,
+    _until_stored,
     events_topic_copies,
 )
 
@@ -238,15 +239,7 @@ def broker_loss(
                 worker = f.workers.start()
         result.rolling_restart_s = round(time.monotonic() - rolled_at, 1)
         roll_until = time.monotonic() - sampler.t0
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not worker.alive():
-                result.worker_restarts += 1
-                progress("worker exited; starting another")
-                worker = f.workers.start()
-            if f.paced.done.is_set() and sampler.last >= events:
-                break
-            time.sleep(1)
+        result.worker_restarts += _until_stored(f, worker, events, timeout, progress)
         sampler.stop()
         _finish(result, cluster, f.run, events, per_site, f.started, timeout)
         result.stall_after_kill_s = sampler.longest_stall(since=since, until=roll_from)

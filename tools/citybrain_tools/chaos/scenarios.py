@@ -328,6 +328,24 @@ def events_topic_copies(settings: Settings, run: str, start: dict[Any, int]) -> 
     )
 
 
+def _until_stored(
+    f: _Flow, worker: faults.Worker, events: int, timeout: float, progress: Progress
+) -> int:
+    """Wait until the traffic is sent and `events` rows are stored (at most `timeout` s),
+    starting the worker again whenever it exited; how many times it was started."""
+    restarts = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            restarts += 1
+            progress("worker exited; starting another")
+            worker = f.workers.start()
+        if f.paced.done.is_set() and f.sampler.last >= events:
+            break
+        time.sleep(1)
+    return restarts
+
+
 def broker_kill(
     settings: Settings,
     events: int = 20_000,
@@ -352,15 +370,7 @@ def broker_kill(
         result.broker_new_pid = faults.start_broker(settings, result.broker_killed_pid)
         result.broker_down_s = round(time.monotonic() - sampler.t0 - killed_at, 1)
         progress(f"broker back after {result.broker_down_s} s")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not worker.alive():
-                result.worker_restarts += 1
-                progress("worker exited; starting another")
-                worker = f.workers.start()
-            if f.paced.done.is_set() and sampler.last >= events:
-                break
-            time.sleep(1)
+        result.worker_restarts += _until_stored(f, worker, events, timeout, progress)
         sampler.stop()
         _finish(result, settings, f.run, events, per_site, f.started, timeout)
         result.stall_s = sampler.longest_stall(since=killed_at)
