@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from citybrain.cli.common import cli_settings, fail
@@ -14,16 +16,19 @@ app = typer.Typer(
 
 @app.command("up")
 def stack_up(
-    brokers: int = typer.Option(
-        0,
-        "--brokers",
-        min=0,
-        help="Kafka brokers: 1, or 3 for a replicated cluster (0: as last started, else "
-        "CITYBRAIN_KAFKA_BROKERS).",
-    ),
-    sasl: bool = typer.Option(
-        False, "--sasl", help="Add a SASL_SSL listener (SCRAM-SHA-512) to every broker."
-    ),
+    brokers: Annotated[
+        int,
+        typer.Option(
+            "--brokers",
+            min=0,
+            help="Kafka brokers: 1, or 3 for a replicated cluster (0: as last started, else "
+            "CITYBRAIN_KAFKA_BROKERS).",
+        ),
+    ] = 0,
+    sasl: Annotated[
+        bool,
+        typer.Option("--sasl", help="Add a SASL_SSL listener (SCRAM-SHA-512) to every broker."),
+    ] = False,
 ) -> None:
     """Start Kafka and PostgreSQL (installing/resolving them first if needed). Idempotent."""
     from citybrain.stack import KafkaService, Shape, StackError
