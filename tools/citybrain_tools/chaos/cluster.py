@@ -30,7 +30,6 @@ from citybrain_tools.chaos.scenarios import (
     _finish,
     _flowing,
     _quiet,
-    _until_stored,
     events_topic_copies,
 )
 
@@ -185,7 +184,7 @@ def broker_loss(
     timeout: float = 600.0,
     progress: Progress = _quiet,
 ) -> BrokerLoss:
-    """kill -9 the `victim` broker `kill_after` s into the traffic, start it again
+    """kill -9 the `victim` broker `kill_after` s after the first row is stored, start it again
     `down_for` s later, then restart the three one by one; see the module doc."""
     service = KafkaService(settings)
     result = BrokerLoss(victim=victim, brokers=len(service.brokers))
@@ -196,10 +195,19 @@ def broker_loss(
         )
     cluster = settings.model_copy(update={"kafka_bootstrap_servers": service.address})
     ends = kafka.end_offsets(cluster, ["events.v1"])
-    with _flowing(
-        cluster, events, rate, per_site, CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS=service.address
+    with _flowing(  # supervised: a worker that exits is started again, and counted
+        cluster,
+        events,
+        rate,
+        per_site,
+        supervise=True,
+        CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS=service.address,
     ) as f:
-        worker, sampler = f.worker, f.sampler
+        sampler = f.sampler
+        # under load: `kill_after` s after the pipeline stored its first row (a worker
+        # still starting when its broker dies exits, and is started again: not this fault)
+        if not _wait(lambda: sampler.last > 0, 180, 0.5):
+            raise FaultNotInjected("nothing was stored within 180 s: no load to kill under")
         time.sleep(kill_after)
         node, role, tp = choose_victim(victim, quorum_leader(cluster), partitions(cluster))
         broker = service.broker(node)
@@ -234,12 +242,10 @@ def broker_loss(
             progress(f"rolling restart: broker {each.node_id}")
             _restart(service, each, cluster, clean=True)
             result.restarted.append(each.node_id)
-            if not worker.alive():
-                result.worker_restarts += 1
-                worker = f.workers.start()
         result.rolling_restart_s = round(time.monotonic() - rolled_at, 1)
         roll_until = time.monotonic() - sampler.t0
-        result.worker_restarts += _until_stored(f, worker, events, timeout, progress)
+        _wait(lambda: f.paced.done.is_set() and sampler.last >= events, timeout, 1.0)
+        result.worker_restarts = len(f.workers.exits)  # the supervisor started them again
         sampler.stop()
         _finish(result, cluster, f.run, events, per_site, f.started, timeout)
         result.stall_after_kill_s = sampler.longest_stall(since=since, until=roll_from)
