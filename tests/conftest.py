@@ -72,10 +72,11 @@ def sasl_stack(stack: Settings) -> Settings:
 CLUSTER_PORT_OFFSET = 1000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(stack: Settings) -> Iterator[Settings]:
     """A local cluster of three brokers beside the main stack (its own folders, ports the
-    main stack's + 1000), sharing its database; stopped at the end of the session."""
+    main stack's + 1000), sharing its database; stopped at the end of the module (three
+    idle JVMs do not sit through the rest of the suite)."""
     from citybrain.stack import KafkaService, Shape
 
     host, port = stack.kafka_bootstrap_list[0].rsplit(":", 1)
