@@ -12,7 +12,6 @@ partitions still short of replicas at the end (0: every replica caught up).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from citybrain_tools.chaos.scenarios import (
     _quiet,
     events_topic_copies,
 )
+from citybrain_tools.chaos.traffic import wait_until
 
 Victim = Literal["controller", "leader"]
 
@@ -148,16 +148,6 @@ def _kill(service: KafkaService, broker: BrokerPlace) -> int:
     return pid
 
 
-def _wait(check: Any, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # a broker is away: ask again
-            if check():
-                return True
-        time.sleep(interval)
-    return False
-
-
 def _restart(service: KafkaService, broker: BrokerPlace, settings: Settings, clean: bool) -> None:
     """Start `broker` again (stopped cleanly first when `clean`) as a new process, and wait
     until it is registered and every partition is fully in sync again."""
@@ -168,9 +158,9 @@ def _restart(service: KafkaService, broker: BrokerPlace, settings: Settings, cle
     new = service.pid(broker)
     if new is None or new == old:
         raise FaultNotInjected(f"broker {broker.node_id} did not start as a new process")
-    if not _wait(lambda: port_open(broker.host, broker.port), 120, 0.5):
+    if not wait_until(lambda: port_open(broker.host, broker.port), 120, 0.5):
         raise FaultNotInjected(f"broker {broker.node_id} did not listen again within 120 s")
-    _wait(lambda: under_replicated(settings) == 0, 180, 1.0)
+    wait_until(lambda: under_replicated(settings) == 0, 180, 1.0)
 
 
 def broker_loss(
@@ -206,7 +196,7 @@ def broker_loss(
         sampler = f.sampler
         # under load: `kill_after` s after the pipeline stored its first row (a worker
         # still starting when its broker dies exits, and is started again: not this fault)
-        if not _wait(lambda: sampler.last > 0, 180, 0.5):
+        if not wait_until(lambda: sampler.last > 0, 180, 0.5):
             raise FaultNotInjected("nothing was stored within 180 s: no load to kill under")
         time.sleep(kill_after)
         node, role, tp = choose_victim(victim, quorum_leader(cluster), partitions(cluster))
@@ -229,7 +219,7 @@ def broker_loss(
                 return True
             return False
 
-        if _wait(moved, 60):
+        if wait_until(moved, 60, 0.2):
             result.new_leader_s = round(time.monotonic() - killed_at, 2)
         progress(f"new leader {result.new_leader} after {result.new_leader_s} s")
         time.sleep(max(0.0, down_for - (time.monotonic() - killed_at)))
@@ -244,7 +234,7 @@ def broker_loss(
             result.restarted.append(each.node_id)
         result.rolling_restart_s = round(time.monotonic() - rolled_at, 1)
         roll_until = time.monotonic() - sampler.t0
-        _wait(lambda: f.paced.done.is_set() and sampler.last >= events, timeout, 1.0)
+        wait_until(lambda: f.paced.done.is_set() and sampler.last >= events, timeout, 1.0)
         result.worker_restarts = len(f.workers.exits)  # the supervisor started them again
         sampler.stop()
         _finish(result, cluster, f.run, events, per_site, f.started, timeout)
