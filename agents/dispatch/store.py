@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -38,6 +38,7 @@ from citybrain.dispatch.plan import (
     plan_escalations,
     plan_status,
 )
+from citybrain.logs import get_logger
 from citybrain.schemas.commands import (
     AssignCommand,
     CallbackCommand,
@@ -49,6 +50,10 @@ from citybrain.schemas.commands import (
 from citybrain.schemas.dispatch_status import StatusReportModel
 from citybrain.streams.db import LanedPool
 from citybrain.streams.retry import TRANSIENT
+
+log = get_logger(__name__)
+#: when the timer looks again at a task whose planning raised (logged with its id)
+PLANNING_RETRY = timedelta(minutes=15)
 
 DispatchCommand = (
     ExtendDeadlineCommand
@@ -321,7 +326,11 @@ async def escalate_due(
         async with pool.connection() as conn, conn.pipeline(), conn.transaction():
             due = await due_tasks(conn, now, min(chunk, most - taken))
             for task in due:
-                plan = plan_escalations(task, ctx, now, ctx.routing.operations_center)
+                try:
+                    plan = plan_escalations(task, ctx, now, ctx.routing.operations_center)
+                except Exception:  # one task's bad data never stops the others' timers
+                    log.exception("escalation planning failed", dispatch_id=task.dispatch_id)
+                    plan = Plan(tasks=[replace(task, next_action_at=now + PLANNING_RETRY)])
                 queued += len(await save_plan(conn, plan, None, destinations, max_attempts))
         taken += len(due)
         if len(due) < chunk:

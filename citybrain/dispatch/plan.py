@@ -396,9 +396,11 @@ def plan_escalations(task: Task, ctx: DispatchContext, now: datetime, ops_center
         if task.next_action_at is not None and task.next_action_at <= now:
             return Plan(tasks=[replace(task, next_action_at=next_action_at(task, ctx))])
         return Plan()
+    department = ctx.routing.by_code.get(task.department)
+    if department is None:
+        return _orphan_escalation(task, now, ops_center)
     plan = Plan()
     sent = set(task.escalations)
-    department = ctx.routing.by_code[task.department]
     for action in actions:
         # the furthest due step of a ladder stands for the steps it skipped
         ladder = [a for a in Action if a.value.split("_")[0] == action.value.split("_")[0]]
@@ -427,6 +429,24 @@ def plan_escalations(task: Task, ctx: DispatchContext, now: datetime, ops_center
     changed = replace(task, escalations=tuple(sorted(sent)), updated_at=now)
     plan.tasks.append(replace(changed, next_action_at=next_action_at(changed, ctx)))
     return plan
+
+
+ORPHANED = "department_unknown"
+
+
+def _orphan_escalation(task: Task, now: datetime, ops_center: str) -> Plan:
+    """A due task of a department the configuration no longer has (removed from
+    departments.yaml, or another city's pack on the same database): no reminder can reach
+    it, so the operations center is told once, to reassign it, and its timers stop."""
+    stopped = replace(task, next_action_at=None, updated_at=now)
+    if ORPHANED in task.escalations:
+        return Plan(tasks=[stopped])
+    extra = {"action": ORPHANED, "deadline": task.resolve_deadline.isoformat()}
+    return Plan(
+        tasks=[replace(stopped, escalations=tuple(sorted({*task.escalations, ORPHANED})))],
+        messages=[_message(task, ORPHANED, "task.escalated", to=ops_center, extra=extra)],
+        history=[_history(task, now, "escalated", note=ORPHANED)],
+    )
 
 
 # --- status reports from departments -----------------------------------------------------------

@@ -773,6 +773,23 @@ def test_supervisor_escalation_targets(
     assert suffixes(late) == [("ack_operations_center:ops-center", OPS, "task.escalated")]
 
 
+def test_a_task_of_a_department_the_configuration_lost_goes_to_the_operations_center_once() -> None:
+    """A department removed from departments.yaml (or another city's, on the same
+    database): its due task is escalated to the operations center once, to be reassigned,
+    and its timers stop; it never raises in the timer pass."""
+    task = replace(create(incident("gas_leak", 1))["gas-pudong"], department="gas-elsewhere")
+    plan = plan_escalations(task, CTX, T0 + 4 * M, OPS)
+    assert suffixes(plan) == [("department_unknown:ops-center", OPS, "task.escalated")]
+    assert [(h.status, h.note) for h in plan.history] == [("escalated", "department_unknown")]
+    [stopped] = plan.tasks
+    assert stopped.next_action_at is None
+    assert "department_unknown" in stopped.escalations
+    # later passes (a stale timer) send nothing again
+    again = plan_escalations(replace(stopped, next_action_at=T0), CTX, T0 + 3 * H, OPS)
+    assert again.messages == [] and again.history == []
+    assert [t.next_action_at for t in again.tasks] == [None]
+
+
 @pytest.mark.parametrize("status", ["acknowledged", "in_progress"])
 def test_an_acknowledged_task_only_climbs_the_resolve_ladder(status: str) -> None:
     tasks = create(incident("gas_leak", 1))
