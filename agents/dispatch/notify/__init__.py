@@ -29,9 +29,12 @@ class Notifier(Protocol):
     async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
         """Send `body` (the task message) to the destination called `name`."""
 
-    async def found(self, name: str, item: Outgoing) -> bool:
+    async def found(self, name: str, item: Outgoing) -> bool | None:
         """Whether the message is at its destination already (asked before sending again
-        after a worker died mid-delivery); False when the channel cannot tell."""
+        after a worker died mid-delivery, or after an attempt whose answer never came):
+        True, False, or None when it cannot tell yet (an earlier send of this worker still
+        unanswered, a lookup that could not read to the end). A channel that can never tell
+        (a webhook) answers False: it is sent again, at least once."""
 
     async def close(self) -> None:
         """Release what `start` took."""
@@ -39,12 +42,19 @@ class Notifier(Protocol):
 
 async def send_once(notifier: Notifier, item: Outgoing, body: bytes) -> Outcome:
     """Send a delivery, unless it may be at its destination already (its worker died after
-    sending and before recording, or the last attempt's answer never came) and it is."""
+    sending and before recording, or the last attempt's answer never came) and it is. When
+    the channel cannot tell yet, the attempt is an unanswered one (retried later, looked
+    for again), except the last: that one sends (at least once, never lost)."""
     name = item.delivery.destination.split(":", 1)[1]
-    if item.may_be_there and await notifier.found(name, item):
+    if item.may_be_there:
+        there = await notifier.found(name, item)
         why = "a lost lease" if item.lease_lost else "an unanswered attempt"
-        log.info(f"delivery found after {why}", message_id=item.message_id)
-        return Outcome.http(200, detail=f"at the destination already ({why})")
+        if there:
+            log.info(f"delivery found after {why}", message_id=item.message_id)
+            return Outcome.http(200, detail=f"at the destination already ({why})")
+        if there is None and item.delivery.attempts + 1 < item.delivery.max_attempts:
+            log.info(f"delivery unknown after {why}; asked again later", message_id=item.message_id)
+            return Outcome.timeout("cannot tell yet whether an earlier send arrived")
     return await notifier.send(name, item, body)
 
 
@@ -69,7 +79,7 @@ class Unconfigured:
     async def send(self, name: str, item: Outgoing, body: bytes) -> Outcome:
         return Outcome.rejected(f"no {self.kind} notifier on this worker")
 
-    async def found(self, name: str, item: Outgoing) -> bool:
+    async def found(self, name: str, item: Outgoing) -> bool | None:
         return False
 
     async def close(self) -> None:

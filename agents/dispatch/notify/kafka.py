@@ -2,10 +2,15 @@
 by dispatch id, acknowledged by the broker within the delivery timeout.
 
 When a message may be on the topic already (its worker died between a send and its record,
-or the broker's answer never came), the next attempt reads the topic from the delivery's
-creation for the message id before it sends again (`found`): a kill of the worker or of the
-broker does not put a second copy on the department's topic. A lookup that fails or times
-out answers "not found", and the message goes again (at least once, never lost)."""
+or the broker's answer never came), the next attempt asks before it sends again (`found`):
+- a send of this worker that timed out is still in the producer's buffer, which writes it
+  when a leader is back: while it is unanswered nothing is sent again, and once it is
+  acknowledged the delivery is recorded as sent (a broker loss put a second copy on the
+  topic before this);
+- otherwise the topic is read from the delivery's creation for the message id: a kill of
+  the worker or of the broker does not put a second copy on the department's topic.
+A lookup that cannot read to the end answers "cannot tell", and the attempt is retried
+later; the last attempt sends regardless (at least once, never lost)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
     from citybrain.agents.dispatch.store import Outgoing
 
 log = get_logger(__name__)
+#: unanswered sends kept before the answered ones are dropped
+MAX_UNANSWERED = 10_000
 #: how far before the delivery's creation the lookup starts (clocks of worker and broker)
 LOOKUP_MARGIN_MS = 5_000
 
@@ -35,6 +42,8 @@ class KafkaNotifier:
         self.timeout = ctx.settings.webhook_timeout
         self.bootstrap = ctx.settings.kafka_bootstrap_list
         self.client_options = kafka_python_options(ctx.settings)
+        #: sends that timed out, by message id, while the producer may still write them
+        self.unanswered: dict[str, asyncio.Future[Any]] = {}
         self.topics: dict[str, Any] = {
             name: topic(ctx.app, dispatch_topic_spec(name.split(".")[1]))
             for name in ctx.channels.kafka_topics()
@@ -49,19 +58,43 @@ class KafkaNotifier:
         if target is None:
             return Outcome.rejected(f"topic {name} is not declared on this worker")
         try:
-            future = await target.send(
-                key=item.delivery.dispatch_id.encode(),
-                value=body,
-                headers={"message-id": item.message_id.encode(), "kind": item.kind.encode()},
+            future = await asyncio.wait_for(
+                target.send(
+                    key=item.delivery.dispatch_id.encode(),
+                    value=body,
+                    headers={"message-id": item.message_id.encode(), "kind": item.kind.encode()},
+                ),
+                timeout=self.timeout,
             )
-            await asyncio.wait_for(future, timeout=self.timeout)
         except TimeoutError:
-            return Outcome.timeout("the broker did not acknowledge in time")
+            return Outcome.connection_error("not taken by the producer in time (no metadata)")
+        except Exception as exc:
+            return Outcome.connection_error(f"{type(exc).__name__}: {exc}"[:200])
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout)
+        except TimeoutError:
+            self._hold(item.message_id, future)
+            return Outcome.timeout("the broker did not acknowledge in time (still buffered)")
         except Exception as exc:
             return Outcome.connection_error(f"{type(exc).__name__}: {exc}"[:200])
         return Outcome.http(200)
 
-    async def found(self, name: str, item: Outgoing) -> bool:
+    def _hold(self, message_id: str, future: asyncio.Future[Any]) -> None:
+        """Keep an unanswered send's future for the next attempt's question (`found`)."""
+        future.add_done_callback(_retrieve)
+        if len(self.unanswered) >= MAX_UNANSWERED:  # attempts another worker took over
+            for done in [k for k, f in self.unanswered.items() if f.done()]:
+                del self.unanswered[done]
+        self.unanswered[message_id] = future
+
+    async def found(self, name: str, item: Outgoing) -> bool | None:
+        earlier = self.unanswered.get(item.message_id)
+        if earlier is not None:
+            if not earlier.done():
+                return None  # the producer still holds it: sending again would double it
+            del self.unanswered[item.message_id]
+            if not earlier.cancelled() and earlier.exception() is None:
+                return True  # acknowledged after the attempt gave up waiting
         try:
             return await asyncio.wait_for(
                 message_on_topic(
@@ -73,12 +106,18 @@ class KafkaNotifier:
                 ),
                 timeout=max(self.timeout, 10.0),
             )
-        except Exception as exc:  # cannot tell: send again (at least once)
+        except Exception as exc:  # cannot tell: asked again on the next attempt
             log.warning("topic lookup failed", topic=name, error=f"{type(exc).__name__}: {exc}")
-            return False
+            return None
 
     async def close(self) -> None:
         return None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a held future's error as seen (asyncio logs an unseen one)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def message_on_topic(
@@ -87,9 +126,10 @@ async def message_on_topic(
     message_id: str,
     since_ms: int,
     options: dict[str, Any] | None = None,
-) -> bool:
+) -> bool | None:
     """Whether a record with header `message-id` = `message_id` is on topic `name` at or after
-    `since_ms` (read up to the end offsets taken at the start; every partition). Runs the
+    `since_ms` (read up to the end offsets taken at the start; every partition); None when a
+    partition could not be read to that end (a leader away). Runs the
     kafka-python client (with `options`: its security) in a thread: a rare lookup, off the
     worker's event loop."""
     return await asyncio.to_thread(
@@ -99,7 +139,7 @@ async def message_on_topic(
 
 def _message_on_topic(
     bootstrap: list[str], name: str, message_id: str, since_ms: int, options: dict[str, Any]
-) -> bool:
+) -> bool | None:
     from kafka import KafkaConsumer, TopicPartition
 
     wanted = message_id.encode()
@@ -137,6 +177,6 @@ def _message_on_topic(
                 consumer.pause(tp)
             if not remaining:
                 break
-        return False
+        return False if not remaining else None  # a fetch that never came: cannot tell
     finally:
         consumer.close()

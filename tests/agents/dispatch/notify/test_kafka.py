@@ -51,7 +51,7 @@ def test_a_sent_message_is_found_by_its_id_and_no_other_is(
     producer.close()
     bootstrap = stack.kafka_bootstrap_list
 
-    def on_topic(message_id: str, since_ms: int) -> bool:
+    def on_topic(message_id: str, since_ms: int) -> bool | None:
         return asyncio.run(message_on_topic(bootstrap, department_topic, message_id, since_ms))
 
     assert on_topic("wanted", before_ms - 5_000)

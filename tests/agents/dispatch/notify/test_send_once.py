@@ -19,7 +19,7 @@ class Recorder:
 
     kind = "kafka"
 
-    def __init__(self, there: bool) -> None:
+    def __init__(self, there: bool | None) -> None:
         self.there, self.sent, self.asked = there, 0, 0
 
     async def start(self) -> None:
@@ -29,7 +29,7 @@ class Recorder:
         self.sent += 1
         return Outcome.http(200)
 
-    async def found(self, name: str, item: Outgoing) -> bool:
+    async def found(self, name: str, item: Outgoing) -> bool | None:
         self.asked += 1
         return self.there
 
@@ -37,8 +37,11 @@ class Recorder:
         return None
 
 
-def _item(status: str, attempts: int, last_error: str | None, lease_lost: bool) -> Outgoing:
+def _item(
+    status: str, attempts: int, last_error: str | None, lease_lost: bool, max_attempts: int = 14
+) -> Outgoing:
     delivery = Delivery(
+        max_attempts=max_attempts,
         delivery_id="dsp-1:created",
         dispatch_id="dsp-1",
         destination="kafka:dispatch.fire.v1",
@@ -66,7 +69,30 @@ def test_when_the_message_is_looked_for(
     for there in (True, False):
         notifier = Recorder(there)
         item = _item(status, attempts, last_error, lease_lost)
-        outcome = asyncio.run(send_once(notifier, item, b"{}"))  # type: ignore[arg-type]
+        outcome = asyncio.run(send_once(notifier, item, b"{}"))
         assert outcome.status == 200
         assert notifier.asked == int(looked)
         assert notifier.sent == (0 if looked and there else 1)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "sent"),
+    [
+        (1, 14, 0),  # cannot tell yet: asked again on the next attempt, nothing sent
+        (12, 14, 0),
+        (13, 14, 1),  # the last attempt sends regardless: at least once, never lost
+        (0, 1, 1),
+    ],
+)
+def test_a_channel_that_cannot_tell_yet_is_asked_again_not_sent_to(
+    attempts: int, max_attempts: int, sent: int
+) -> None:
+    notifier = Recorder(None)
+    item = _item("failed", attempts, "timeout: still buffered", False, max_attempts)
+    outcome = asyncio.run(send_once(notifier, item, b"{}"))
+    assert notifier.asked == 1 and notifier.sent == sent
+    if sent:
+        assert outcome.status == 200
+    else:
+        # an unanswered attempt again: the next claim looks for it again
+        assert outcome.error_kind == "timeout"
