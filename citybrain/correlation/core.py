@@ -93,6 +93,9 @@ class _Codes:
 
 
 _ID, _FIRST, _LAST, _COUNTS, _ATTRS, _SIZES, _BODY = range(7)
+#: the bits of data[_ATTRS] that hold an incident's category and district codes (below)
+_CATEGORY_BITS = ((1 << 16) - 1) << 32
+_DISTRICT_BITS = ((1 << 15) - 1) << 48
 _STATUS, _LOCATION, _FAMILY = _Codes(8), _Codes(8), _Codes(12)
 _CATEGORY, _DISTRICT = _Codes(16), _Codes(15)
 
@@ -280,6 +283,20 @@ class Incident:
             at += 1 + (length + 1) // 2
         return tuple(out)
 
+    def named(self) -> frozenset[int]:
+        """Every place hash its reports' signatures hold (`texts`, flattened)."""
+        points, devices, words = self._sizes()
+        at = _BODY + points + devices
+        end, data, out = at + words, self.data, set()
+        while at < end:
+            length = data[at]
+            for n, slot in enumerate(data[at + 1 : at + 1 + (length + 1) // 2]):
+                out.add(slot >> 32 & 0xFFFFFFFF)
+                if 2 * n + 1 < length:
+                    out.add(slot & 0xFFFFFFFF)
+            at += 1 + (length + 1) // 2
+        return frozenset(out)
+
     @property
     def event_keys(self) -> array[int]:
         """Every report's key (`event_key`), in the order they came."""
@@ -419,6 +436,38 @@ def text_key(word: str) -> int:
     return zlib.crc32(word.encode()) & 0x7FFFFFFF
 
 
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    """What scoring needs of a candidate incident, read once however many district-only
+    incidents it is scored for."""
+
+    data: array[int]
+    digest: int
+    district: int  # the code bits of data[_ATTRS] (`_DISTRICT_BITS`)
+    category: int  # the same, `_CATEGORY_BITS`
+    named: frozenset[int]
+    reports: int
+    located: bool
+    support: float
+
+    @classmethod
+    def of(cls, inc: Incident) -> _Anchor:
+        reports, located = inc.report_count, inc.location_status == "located"
+        # an incident many reports (or sensors) back is where more calls go
+        support = 0.5 * min(1.0, (reports - 1) / 4) + 0.5 * located
+        attrs = inc.data[_ATTRS]
+        return cls(
+            inc.data,
+            inc.data[_ID],
+            attrs & _DISTRICT_BITS,
+            attrs & _CATEGORY_BITS,
+            inc.named(),
+            reports,
+            located,
+            support,
+        )
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """An incident a district-only incident may be the same problem as, for an operator
@@ -467,6 +516,10 @@ class Correlator:
         # where it was when the report joined it); every other key is found in the candidates
         self.moved: set[int] = set()
         self.vacated: set[str] = set()  # cells an incident moved out of (callers persist them)
+        #: each district-only incident's best suggestions so far, by id digest: [(score,
+        #: candidate digest)], best first, at most `rules.suggestions` (a rescore that would
+        #: not enter them writes nothing)
+        self.best: dict[int, list[tuple[float, int]]] = {}
 
     # --- indexes ---------------------------------------------------------------------------
     def hold(self, inc: Incident, cell: str | None = None) -> None:
@@ -482,6 +535,7 @@ class Correlator:
     def _release(self, inc: Incident) -> None:
         if self.moved:
             self.moved.difference_update(inc.event_keys)
+        self.best.pop(inc.data[_ID], None)
         district = inc.district
         if district is not None:
             key = (district, inc.family)
@@ -695,16 +749,22 @@ class Correlator:
         district-only incidents there that may belong to it (`rescore`). Only district-only
         incidents are looked at for the latter, so a located report costs no more than the
         district-only incidents open around it."""
-        forward = []
+        forward: list[Suggestion] = []
         if opened.location_status == "needs_location":
-            own = opened.incident_id
-            forward = [
-                self._suggestion(opened, inc, family)
-                for inc in self._suggestion_candidates(e, family)
-                if inc.incident_id != own
-            ]
-            forward.sort(key=lambda s: (-s.score, s.incident_id))
-        return forward[: self.rules.suggestions] + self.rescore(opened, family)
+            window = family.window_us
+            own = opened.data[_ID]
+            named = opened.named()
+            scored = sorted(
+                (
+                    (-self._score(opened, named, _Anchor.of(inc), window), inc.incident_id, inc)
+                    for inc in self._suggestion_candidates(e, family)
+                    if inc.data[_ID] != own
+                ),
+                key=lambda t: (t[0], t[1]),
+            )[: self.rules.suggestions]
+            forward = [self._suggestion(opened, inc, family) for _, _, inc in scored]
+            self.best[own] = [(-neg, inc.data[_ID]) for neg, _, inc in scored]
+        return forward + self.rescore(opened, family)
 
     def _suggestion_candidates(self, e: CanonicalEvent, family: Family) -> list[Incident]:
         """The incidents of the family in the window a district-only report may belong to:
@@ -712,70 +772,97 @@ class Correlator:
         it names."""
         if e.location.district is not None:
             candidates = self._district_candidates(e, family, None)
+            window = family.window_td
             for district in sorted(self.neighbours.get(e.location.district, ())):
                 candidates += [
                     inc
                     for inc in map(Incident, self.by_district.get((district, family.name), ()))
-                    if self._in_window(inc, e.observed_at, family)
+                    if inc.in_window(e.observed_at, window)
                 ]
             return candidates
         if not self.places(e.location.address):
             return []
+        window = family.window_td
         return [
             inc
             for (_, name), members in self.by_district.items()
             if name == family.name
             for inc in map(Incident, members)
-            if self._in_window(inc, e.observed_at, family) and self._names_shared(e, inc)
+            if inc.in_window(e.observed_at, window) and self._names_shared(e, inc)
         ]
 
     def rescore(self, grown: Incident, family: Family) -> list[Suggestion]:
         """An incident took in a report: how it now stands as the incident each district-only
         incident of its family nearby may belong to (more reports, a place found, a place
-        named that a district-only caller named). The stored suggestions are updated."""
+        named that a district-only caller named). Only where it enters, or stays in, that
+        incident's best `rules.suggestions` is a suggestion made (the stored one updated):
+        a report in a crowded district costs a few rows, not one per district-only incident
+        around it."""
         district = grown.district
-        if district is None:
+        if district is None or self.rules.suggestions == 0:
             return []
         window = family.window_us
+        anchor = _Anchor.of(grown)
         out = []
         for d in (district, *sorted(self.neighbours.get(district, ()))):
             for data in self.unplaced.get((d, family.name), ()):
                 if data is grown.data or _gap_us(data, grown.data) > window:
                     continue
-                out.append(self._suggestion(Incident(data), grown, family))
+                subject = Incident(data)
+                score = self._score(subject, subject.named(), anchor, window)
+                if self._ranks(data[_ID], anchor.digest, score):
+                    out.append(self._suggestion(subject, grown, family))
         return out
+
+    def _ranks(self, subject: int, candidate: int, score: float) -> bool:
+        """Whether `candidate`, scored `score`, is among `subject`'s best suggestions now
+        (kept up to date here)."""
+        before = self.best.get(subject, [])
+        best = [b for b in before if b[1] != candidate]
+        if len(best) == len(before) >= self.rules.suggestions and score <= best[-1][0]:
+            return False  # not there, and no better than the last of a full list
+        best.append((score, candidate))
+        best.sort(key=lambda b: -b[0])
+        self.best[subject] = best[: self.rules.suggestions]
+        return True
+
+    @staticmethod
+    def _score(subject: Incident, named: frozenset[int], anchor: _Anchor, window: int) -> float:
+        """`_suggestion`'s score alone: the district-only `subject` (naming `named`) as the
+        problem of `anchor`, in 0..1."""
+        gap = _gap_us(subject.data, anchor.data)
+        closeness = max(0.0, 1.0 - gap / window) if window else 0.0
+        shared = bool(named & anchor.named)
+        attrs = subject.data[_ATTRS]
+        same_category = anchor.category == attrs & _CATEGORY_BITS
+        nearness = 1.0 if anchor.district == attrs & _DISTRICT_BITS else 0.75
+        score = 0.45 * shared + 0.25 * closeness + 0.15 * same_category + 0.15 * anchor.support
+        return round(score * nearness, 3)
 
     def _suggestion(self, subject: Incident, candidate: Incident, family: Family) -> Suggestion:
         """How likely the district-only incident `subject` is the problem of `candidate`,
         and why: the places their reports name alike, the time between them, the category,
         the district, and how many reports (and a place) back the candidate, as a score in
-        0..1."""
+        0..1 (`_score`)."""
         window = family.window_us
+        anchor = _Anchor.of(candidate)
+        named = subject.named()
         gap = _gap_us(subject.data, candidate.data)
-        closeness = max(0.0, 1.0 - gap / window) if window else 0.0
-        named = {w for t in subject.texts for w in t}
-        shared = bool(named & {w for t in candidate.texts for w in t})
-        same_category = candidate.category == subject.category
         reasons = [f"same family {family.name}"]
         # a caller names the district they stand in; one across a border is less likely
-        nearness = 1.0
         if candidate.district == subject.district:
             reasons.append(f"same district {subject.district}")
         else:
             reasons.append(f"neighbouring district {candidate.district}")
-            nearness = 0.75
         reasons.append(f"{round(gap / 60e6)} min apart")
         # an incident many reports (or sensors) back is where more calls go; one that is
         # itself a lone district-only call is the weakest anchor
-        reports, located = candidate.report_count, candidate.location_status == "located"
-        support = 0.5 * min(1.0, (reports - 1) / 4) + 0.5 * located
-        reasons.append(f"{reports} report(s)" + (", located" if located else ""))
-        if same_category:
+        reasons.append(f"{anchor.reports} report(s)" + (", located" if anchor.located else ""))
+        if candidate.category == subject.category:
             reasons.append(f"same category {subject.category}")
-        if shared:
+        if named & anchor.named:
             reasons.append("a named place in common")
-        score = 0.45 * shared + 0.25 * closeness + 0.15 * same_category + 0.15 * support
-        score = round(score * nearness, 3)
+        score = self._score(subject, named, anchor, window)
         return Suggestion(subject.incident_id, candidate.incident_id, score, tuple(reasons))
 
     # --- the operation -----------------------------------------------------------------------

@@ -292,6 +292,46 @@ def test_a_suggestion_is_scored_again_when_its_incident_takes_in_reports() -> No
 
 
 @pytest.mark.parametrize(
+    ("best", "candidate", "score", "ranks", "after"),
+    [
+        # room left: any score enters, best first
+        ([], 7, 0.2, True, [(0.2, 7)]),
+        ([(0.5, 1)], 7, 0.6, True, [(0.6, 7), (0.5, 1)]),
+        # full (3): a better score enters and the last leaves; a score no better stays out
+        ([(0.9, 1), (0.8, 2), (0.5, 3)], 7, 0.6, True, [(0.9, 1), (0.8, 2), (0.6, 7)]),
+        ([(0.9, 1), (0.8, 2), (0.5, 3)], 7, 0.5, False, [(0.9, 1), (0.8, 2), (0.5, 3)]),
+        ([(0.9, 1), (0.8, 2), (0.5, 3)], 7, 0.1, False, [(0.9, 1), (0.8, 2), (0.5, 3)]),
+        # one already there is scored again, up or down, and stays (its row is updated)
+        ([(0.9, 1), (0.8, 7), (0.5, 3)], 7, 0.95, True, [(0.95, 7), (0.9, 1), (0.5, 3)]),
+        ([(0.9, 1), (0.8, 7), (0.5, 3)], 7, 0.1, True, [(0.9, 1), (0.5, 3), (0.1, 7)]),
+    ],
+)
+def test_a_rescore_writes_only_where_it_enters_or_stays_in_the_best_few(
+    best: list[tuple[float, int]],
+    candidate: int,
+    score: float,
+    ranks: bool,
+    after: list[tuple[float, int]],
+) -> None:
+    c = Correlator()  # 3 suggestions a district-only incident
+    if best:
+        c.best[42] = list(best)
+    assert c._ranks(42, candidate, score) is ranks
+    assert c.best.get(42, []) == after
+
+
+def test_the_best_few_are_forgotten_with_their_incident() -> None:
+    c = Correlator()
+    vague = c.add(ev("v", status="needs_location", address="浦东新区丰庆家园3号楼门口"))
+    opened = c.add(ev("a", dlat_m=2000, minutes=2))
+    assert vague is not None and opened is not None
+    digest = vague.incident.data[0]
+    assert [candidate for _, candidate in c.best[digest]] == [opened.incident.data[0]]
+    c.merge(vague.incident.incident_id, opened.incident.incident_id)
+    assert digest not in c.best
+
+
+@pytest.mark.parametrize(
     ("candidate", "beats"),
     [
         # (what backs the incident suggested first, what backs the one after it)
