@@ -73,13 +73,13 @@ class KafkaNotifier:
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout)
         except TimeoutError:
-            self._hold(item.message_id, future)
+            self.hold_unanswered(item.message_id, future)
             return Outcome.timeout("the broker did not acknowledge in time (still buffered)")
         except Exception as exc:
             return Outcome.connection_error(f"{type(exc).__name__}: {exc}"[:200])
         return Outcome.http(200)
 
-    def _hold(self, message_id: str, future: asyncio.Future[Any]) -> None:
+    def hold_unanswered(self, message_id: str, future: asyncio.Future[Any]) -> None:
         """Keep an unanswered send's future for the next attempt's question (`found`)."""
         future.add_done_callback(_retrieve)
         if len(self.unanswered) >= MAX_UNANSWERED:  # attempts another worker took over

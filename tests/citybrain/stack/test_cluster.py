@@ -41,13 +41,14 @@ def test_a_worker_makes_its_topics_by_the_policy_and_warns_about_others(
     stray = f"stray.{uuid.uuid4().hex[:6]}.v1"
     admin.create_topics([NewTopic(stray, 1, 1)])  # one replica: not the policy
     admin.close()
+    web_port = free_port()
     env = {
         **os.environ,
         "CITYBRAIN_KAFKA_BOOTSTRAP_SERVERS": cluster.kafka_bootstrap_servers,
         "CITYBRAIN_APP_ID": app_id,
         "CITYBRAIN_STAGES": "ping",
         "CITYBRAIN_METRICS_PORT": "0",
-        "CITYBRAIN_WORKER_WEB_PORT": str(free_port()),
+        "CITYBRAIN_WORKER_WEB_PORT": str(web_port),
         "CITYBRAIN_LOG_FORMAT": "json",
     }
     worker = subprocess.Popen(
@@ -61,9 +62,12 @@ def test_a_worker_makes_its_topics_by_the_policy_and_warns_about_others(
     try:
         deadline = time.monotonic() + 120
         states = {}
+        # the topics may be there from an earlier test: wait for the worker to be up too
+        # (its start, where it checks the topics, comes before its web server)
         while time.monotonic() < deadline:
             _, states = describe(cluster)
-            if "pipeline.ping.v1" in states and "pipeline.ping.v1.dlq" in states:
+            made = "pipeline.ping.v1" in states and "pipeline.ping.v1.dlq" in states
+            if made and _answers(f"http://127.0.0.1:{web_port}/healthz"):
                 break
             time.sleep(1)
     finally:
@@ -80,3 +84,13 @@ def test_a_worker_makes_its_topics_by_the_policy_and_warns_about_others(
     assert any(w["topic"].startswith(f"{stray}: replicas 1 (policy 3)") for w in warnings), out[
         -3000:
     ]
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (a local probe)
+            return bool(response.status == 200)
+    except OSError:
+        return False
