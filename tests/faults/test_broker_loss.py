@@ -12,7 +12,7 @@ from citybrain_tools.chaos.cluster import broker_loss
 pytestmark = [
     pytest.mark.faults,
     pytest.mark.integration,
-    pytest.mark.cluster_faults,  # not in the default run yet: see pyproject.toml
+    pytest.mark.cluster_faults,
     pytest.mark.timeout(600),
 ]
 

@@ -35,7 +35,7 @@ class World:
         self.incident = f"inc-api-{self.run}"
         self.tasks = {d: f"dsp-api-{self.run}-{d}" for d in DEPARTMENTS}
         self.tokens: dict[str, str] = {}
-        now = datetime.now(UTC)
+        now = self.created = datetime.now(UTC)
         with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
             conn.execute(
                 "INSERT INTO incidents (incident_id, category, priority, status, first_seen,"
@@ -111,7 +111,8 @@ def test_the_operations_center_sees_every_task(client: TestClient, world: World)
 
 
 def test_paging_walks_every_task_once(stack: Settings, world: World) -> None:
-    # many small pages over whatever the database holds: no rate limit in the way
+    # pages of one over the tasks made since the world's (its four share one created_at:
+    # the keyset's tie-break is what walks them); no rate limit in the way
     unlimited = stack.model_copy(update={"api_rate": 10_000.0, "api_burst": 10_000.0})
     with TestClient(create_app(unlimited)) as client:
         seen = walk(client, world)
@@ -122,7 +123,11 @@ def walk(client: TestClient, world: World) -> list[str]:
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, Any] = {"limit": 2, "district": "310115"}
+        params: dict[str, Any] = {
+            "limit": 1,
+            "district": "310115",
+            "since": (world.created - timedelta(seconds=1)).isoformat(),
+        }
         if cursor:
             params["cursor"] = cursor
         page = client.get("/api/v1/tasks", params=params, headers=world.auth("operations")).json()
