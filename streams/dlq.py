@@ -95,20 +95,6 @@ def declare_dead_letter_topics(app: App, *topic_names: str) -> None:
             await dead_letters.maybe_declare()
 
 
-async def send_dead_letter(
-    app: faust.App,
-    record: faust.EventT | Message,
-    *,
-    stage: str,
-    error: BaseException,
-    reason: str,
-    feed: str = "",
-) -> None:
-    """Send one rejected record (a stream's event, or a record of a batch) to its topic's
-    dead-letter topic, wait for the broker's acknowledgement and count it."""
-    await (await queue_dead_letter(app, record, stage=stage, error=error, reason=reason, feed=feed))
-
-
 async def queue_dead_letter(
     app: faust.App,
     record: faust.EventT | Message,
