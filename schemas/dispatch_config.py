@@ -23,6 +23,7 @@ CODE = r"^[a-z0-9][a-z0-9-]*$"
 ENV_NAME = r"^[A-Z][A-Z0-9_]*$"
 LAYER = r"^jurisdiction:[a-z0-9_-]+$"
 CATEGORY = r"^[a-z][a-z0-9_]*\*?$"  # a trailing `*` matches every category with that prefix
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _SECRET_PARAM = re.compile(r"secret|token|key|sign|pass|auth", re.IGNORECASE)
 
 
@@ -51,21 +52,103 @@ class Webhook(Strict):
         return value
 
 
+def _http_base(value: str | None) -> str | None:
+    """A robot platform's host: an http(s) URL with no credentials and no query."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    if parts.username or parts.password or parts.query:
+        raise ValueError("a base URL has no credentials and no query: the token is token_env")
+    return value
+
+
+class Robot(Strict):
+    """A group robot (WeCom, DingTalk, Feishu), addressed and signed as its platform
+    documents: the robot's token (WeCom's `key`, DingTalk's `access_token`, the id at the end
+    of Feishu's hook URL) and its signing secret come from environment variables, never
+    from this file."""
+
+    name: str = Field(pattern=CODE, description="Names the robot in logs and metrics.")
+    token_env: str = Field(
+        pattern=ENV_NAME, description="Environment variable holding the robot's token."
+    )
+    secret_env: str | None = Field(
+        None,
+        pattern=ENV_NAME,
+        description="Environment variable of the signing secret (DingTalk 加签, Feishu 签名校验).",
+    )
+    base_url: str | None = Field(
+        None,
+        description="The platform's host if not the public one (浙政钉, 粤政易, a test receiver).",
+    )
+    language: Literal["zh", "en"] = "zh"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, value: str | None) -> str | None:
+        return _http_base(value)
+
+
+class Mailbox(Strict):
+    """E-mail to the department's addresses through the SMTP server the settings name
+    (`CITYBRAIN_SMTP_*`)."""
+
+    name: str = Field(pattern=CODE, description="Names the mailbox in logs and metrics.")
+    to: list[str] = Field(min_length=1)
+    language: Literal["zh", "en"] = "zh"
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not EMAIL.fullmatch(address):
+                raise ValueError(f"{address!r} is not an e-mail address")
+        return value
+
+
+ChannelKind = Literal["kafka", "webhook", "wecom", "dingtalk", "feishu", "email"]
+
+
 class Channel(Strict):
-    """One way a task reaches the department: `{kafka: true}` or `{webhook: {...}}`."""
+    """One way a task reaches the department: `{kafka: true}`, `{webhook: {...}}`, a group
+    robot `{wecom: {...}}` / `{dingtalk: {...}}` / `{feishu: {...}}`, or `{email: {...}}`."""
 
     kafka: bool = False
     webhook: Webhook | None = None
+    wecom: Robot | None = None
+    dingtalk: Robot | None = None
+    feishu: Robot | None = None
+    email: Mailbox | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Channel:
-        if self.kafka == (self.webhook is not None):
-            raise ValueError("a channel is either `kafka: true` or `webhook: {...}`")
+        given = [self.kafka, *(v is not None for v in self._others())]
+        if sum(given) != 1:
+            raise ValueError(
+                "a channel is exactly one of `kafka: true`, `webhook`, `wecom`, `dingtalk`,"
+                " `feishu` or `email`"
+            )
+        if self.wecom is not None and self.wecom.secret_env is not None:
+            raise ValueError("a WeCom robot is not signed: its key (token_env) is the secret")
         return self
 
+    def _others(self) -> tuple[object | None, ...]:
+        return (self.webhook, self.wecom, self.dingtalk, self.feishu, self.email)
+
     @property
-    def kind(self) -> Literal["kafka", "webhook"]:
-        return "kafka" if self.kafka else "webhook"
+    def kind(self) -> ChannelKind:
+        if self.kafka:
+            return "kafka"
+        for kind in ("webhook", "wecom", "dingtalk", "feishu", "email"):
+            if getattr(self, kind) is not None:
+                return kind
+        raise AssertionError("validated: exactly one")
+
+    @property
+    def robot(self) -> Robot | None:
+        return self.wecom or self.dingtalk or self.feishu
 
 
 class Supervisor(Strict):

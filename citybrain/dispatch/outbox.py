@@ -44,7 +44,7 @@ __all__ = [
 DeliveryStatus = Literal["pending", "sent", "failed", "dead"]
 Verdict = Literal["sent", "retry", "fail"]
 ErrorKind = Literal["timeout", "connection", "rejected"]
-DestinationKind = Literal["kafka", "webhook"]
+DestinationKind = Literal["kafka", "webhook", "wecom", "dingtalk", "feishu", "email"]
 
 #: seconds a claimed delivery is leased to the worker sending it (then any worker may retry it)
 LEASE_S = 60.0
@@ -165,13 +165,16 @@ class Attempt:
 
 
 def destination_kind(destination: str) -> DestinationKind:
-    """`kafka` or `webhook`, from `kafka:<topic>` or `webhook:<endpoint-name>`."""
+    """The kind of `<kind>:<name>`: kafka:<topic>, webhook:<endpoint>, wecom:<robot>,
+    dingtalk:<robot>, feishu:<robot> or email:<mailbox>."""
     kind, sep, name = destination.partition(":")
-    if not sep or not name or kind not in get_args(DestinationKind):
+    kinds = get_args(DestinationKind)
+    if not sep or not name or kind not in kinds:
         raise ValueError(
-            f"destination must be kafka:<topic> or webhook:<endpoint-name>: {destination!r}"
+            f"destination must be <kind>:<name> with kind one of {', '.join(kinds)}:"
+            f" {destination!r}"
         )
-    return "kafka" if kind == "kafka" else "webhook"
+    return kind  # type: ignore[return-value]
 
 
 def classify(outcome: Outcome | int) -> Verdict:

@@ -45,3 +45,51 @@ def test_webhook_secrets_come_from_the_env_file_too(
     assert values["CITYBRAIN_WEBHOOK_GAS_PUDONG"] == "from-process"  # the process wins
     endpoint = Channels.of(ROUTING, values).endpoints["fire-119-dispatch"]
     assert endpoint.secret == (secret,)
+
+
+ROBOTS = """\
+departments:
+  - code: ops
+    name: 城运中心
+    operations_center: true
+    supervisor: {name: 值班长}
+    channels:
+      - kafka: true
+      - wecom: {name: ops-wecom, token_env: T_WECOM}
+      - dingtalk: {name: ops-ding, token_env: T_DING, secret_env: S_DING, base_url: "http://127.0.0.1:9"}
+      - feishu: {name: ops-feishu, token_env: T_FEISHU, language: en}
+      - email: {name: ops-mail, to: [duty@city.example, chief@city.example]}
+"""
+
+
+def test_robots_and_mailboxes_are_destinations_with_their_secrets_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "departments.yaml").write_text(ROBOTS, encoding="utf-8")
+    (tmp_path / "routes.yaml").write_text("route: {lead: ops}\n", encoding="utf-8")
+    routing = load_routing(tmp_path / "departments.yaml", tmp_path / "routes.yaml")
+    env = {"T_WECOM": "wk", "T_DING": "dt", "S_DING": "SECd", "T_FEISHU": "fh"}
+    channels = Channels.of(routing, env)
+    assert channels.of_department("ops") == (
+        "kafka:dispatch.ops.v1",
+        "wecom:ops-wecom",
+        "dingtalk:ops-ding",
+        "feishu:ops-feishu",
+        "email:ops-mail",
+    )
+    ding = channels.robots["dingtalk:ops-ding"]
+    assert (ding.token, ding.secret, ding.base_url) == ("dt", "SECd", "http://127.0.0.1:9")
+    assert channels.robots["feishu:ops-feishu"].language == "en"
+    assert channels.mailboxes["ops-mail"].to == ("duty@city.example", "chief@city.example")
+    assert channels.disabled == ()
+    # a token or a signing secret unset: the robot is left out and the variable named
+    partial = Channels.of(routing, {"T_WECOM": "wk", "T_DING": "dt"})
+    assert partial.of_department("ops") == (
+        "kafka:dispatch.ops.v1",
+        "wecom:ops-wecom",
+        "email:ops-mail",
+    )
+    assert partial.disabled == (
+        "ops/dingtalk:ops-ding (set S_DING)",
+        "ops/feishu:ops-feishu (set T_FEISHU)",
+    )

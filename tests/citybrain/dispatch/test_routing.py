@@ -504,7 +504,46 @@ def test_explain_fallback_and_rejection() -> None:
                 "channels: [{kafka: false}]\n    supervisor: {name: 班长}\n",
             ),
             "departments.yaml:13: departments.2.channels.0",
-            "either `kafka: true` or `webhook",
+            "exactly one of `kafka: true`, `webhook`",
+        ),
+        (  # a WeCom robot has no signing: a secret there is a mistake
+            "route: {lead: ops}\n",
+            DEPARTMENTS.replace(
+                "channels: [{kafka: true}]\n    supervisor: {name: 班长}\n",
+                "channels: [{wecom: {name: w, token_env: W_KEY, secret_env: W_SECRET}}]\n"
+                "    supervisor: {name: 班长}\n",
+            ),
+            "departments.yaml:13: departments.2.channels.0",
+            "a WeCom robot is not signed",
+        ),
+        (  # a robot's token is never in the file
+            "route: {lead: ops}\n",
+            DEPARTMENTS.replace(
+                "channels: [{kafka: true}]\n    supervisor: {name: 班长}\n",
+                "channels: [{dingtalk: {name: d, token: abc}}]\n    supervisor: {name: 班长}\n",
+            ),
+            "departments.yaml:13: departments.2.channels.0.dingtalk",
+            "token",
+        ),
+        (  # a base URL carrying a query (a token) is refused
+            "route: {lead: ops}\n",
+            DEPARTMENTS.replace(
+                "channels: [{kafka: true}]\n    supervisor: {name: 班长}\n",
+                "channels: [{feishu: {name: f, token_env: F_HOOK,"
+                " base_url: 'https://open.feishu.cn/?token=x'}}]\n    supervisor: {name: 班长}\n",
+            ),
+            "departments.yaml:13: departments.2.channels.0.feishu.base_url",
+            "no credentials and no query",
+        ),
+        (  # an e-mail channel names addresses
+            "route: {lead: ops}\n",
+            DEPARTMENTS.replace(
+                "channels: [{kafka: true}]\n    supervisor: {name: 班长}\n",
+                "channels: [{email: {name: m, to: [not-an-address]}}]\n"
+                "    supervisor: {name: 班长}\n",
+            ),
+            "departments.yaml:13: departments.2.channels.0.email.to",
+            "not an e-mail address",
         ),
     ],
 )
