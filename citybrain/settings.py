@@ -221,6 +221,26 @@ class Settings(BaseSettings):
     escalation_interval: float = Field(
         15.0, description="Seconds between passes of the reminder and escalation timers."
     )
+    robot_rate_limit_wait: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a group robot waits after its platform answered 'too fast'; 0: the"
+        " platform's own wait (WeCom and Feishu a minute, DingTalk ten).",
+    )
+    smtp_host: str = Field("", description="SMTP server of the e-mail channels (empty: none).")
+    smtp_port: int = Field(587, description="SMTP port (587: submission with STARTTLS).")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_cafile: Path | None = Field(
+        None, description="CA certificate(s) the SMTP server's certificate must chain to."
+    )
+    smtp_user: str = Field("", description="SMTP login (empty: no login).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (secret).")
+    smtp_from: str = Field("citybrain@localhost", description="The From address of task e-mails.")
+    public_url: str = Field(
+        "",
+        description="Where people open the console (https://cityops.example.gov.cn), for the"
+        " task links in robot and e-mail messages; empty: http://<api host>:<api port>.",
+    )
 
     # --- API ---------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address `citybrain api` listens on.")

@@ -73,8 +73,8 @@ def install(ctx: StageContext) -> None:
     )
 
     async def say_what_is_missing() -> None:
-        for hook in ctx.channels.disabled:
-            log.warning("webhook disabled: no signing secret in the environment", webhook=hook)
+        for channel in ctx.channels.disabled:
+            log.warning("channel off: its secret or token is not set", channel=channel)
         missing = ctx.dispatch.hours.calendar.missing_years(datetime.now(UTC).date())
         if missing:
             log.warning(

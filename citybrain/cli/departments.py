@@ -94,3 +94,32 @@ def token_list() -> None:
         state = f"revoked {r[6]:%Y-%m-%d}" if r[6] else "active"
         used = f"{r[5]:%Y-%m-%d %H:%M}" if r[5] else "never"
         typer.echo(f"{r[0]}  {r[1]:<10} {r[2]:<20} {state:<18} last used {used}  {r[3]}")
+
+
+@app.command("test")
+def departments_test(
+    department: Annotated[str, typer.Argument(help="The department's code.")],
+) -> None:
+    """Send a test message through every channel of a department (its Kafka topic, webhooks,
+    group robots, mailboxes) and print each result; exit 1 if any failed."""
+    import asyncio
+
+    from citybrain.agents.dispatch.notify.check import send_test_messages
+
+    s = cli_settings()
+    try:
+        results = asyncio.run(send_test_messages(s, department))
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from exc
+    failed = 0
+    for destination, outcome in results:
+        ok = outcome.status is not None and 200 <= outcome.status < 300
+        failed += not ok
+        typer.secho(
+            f"{'ok    ' if ok else 'FAILED'} {destination}: {outcome.describe()}",
+            fg="green" if ok else "red",
+        )
+    if not results:
+        raise fail(f"{department} has no channel this machine can use (see `routes check`)")
+    if failed:
+        raise typer.Exit(1)

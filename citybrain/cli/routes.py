@@ -56,7 +56,7 @@ def routes_check(
     typer.echo(f"{routes_path}: ok (operations center: {routing.operations_center})")
     typer.echo(f"{sla_path}: ok ({len(policy.categories)} categories + default)")
     for hook in channels.disabled:
-        typer.secho(f"webhook off until its secret is set: {hook}", fg="yellow")
+        typer.secho(f"channel off until its variable is set: {hook}", fg="yellow")
 
 
 @app.command("explain")

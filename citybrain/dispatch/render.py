@@ -124,7 +124,10 @@ def render(
     link = None
     if console_url:
         link = f"{console_url.rstrip('/')}/console/#/task/{values['dispatch_id']}"
-    return Rendered(t["titles"][kind].format(**values), lines, link, t["open"])
+    title = t["titles"][kind].format(**values)
+    if str(payload.get("message_id", "")).endswith(":test"):  # `citybrain departments test`
+        title = t["test"] + title
+    return Rendered(title, lines, link, t["open"])
 
 
 def robot_message(platform: Literal["wecom", "dingtalk", "feishu"], message: Rendered) -> dict:

@@ -60,10 +60,16 @@ async def send_once(notifier: Notifier, item: Outgoing, body: bytes) -> Outcome:
 
 def notifiers(ctx: StageContext) -> dict[str, Notifier]:
     """The worker's notifiers by destination kind."""
+    from citybrain.agents.dispatch.notify.email import EmailNotifier
     from citybrain.agents.dispatch.notify.kafka import KafkaNotifier
+    from citybrain.agents.dispatch.notify.robot import RobotNotifier
     from citybrain.agents.dispatch.notify.webhook import WebhookNotifier
 
     found: list[Notifier] = [KafkaNotifier(ctx), WebhookNotifier(ctx)]
+    platforms = {robot.platform for robot in ctx.channels.robots.values()}
+    found += [RobotNotifier(ctx, platform) for platform in sorted(platforms)]
+    if ctx.channels.mailboxes:
+        found.append(EmailNotifier(ctx))
     return {n.kind: n for n in found}
 
 
