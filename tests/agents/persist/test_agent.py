@@ -14,6 +14,7 @@ import pytest
 
 from citybrain.settings import Settings
 from citybrain_tools.chaos.poison import event as canonical_event
+from citybrain_tools.kafka import start_group_at_end
 from tests.agents.normalize.test_agent import collect, produce
 from tests.conftest import wait_for
 
@@ -37,7 +38,10 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_stored(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     ids = [f"test-persist:{run}:{n}" for n in range(3)]
-    worker = worker_factory()
+    # a group started at the end of every topic: this test's records, not the suite's history
+    group = f"test-persist-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(stack, group)
+    worker = worker_factory(CITYBRAIN_APP_ID=group)
     time.sleep(8)
     produce(
         stack,
