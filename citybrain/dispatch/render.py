@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -46,15 +47,20 @@ class Rendered:
 
     title: str
     lines: tuple[str, ...]
-    link: str | None
+    link: str | None  # the task in the console (acknowledge, start, resolve there)
     link_text: str
+    map_link: str | None = None  # the incident's page in the console: its map and timeline
+    map_text: str = ""
 
     def markdown(self, form: Form) -> str:
         """The message as the form's Markdown, within its length."""
         bold = f"**{self.title}**"
         body = [bold, *(_escape(line, form) for line in self.lines)]
         if self.link:
-            body.append(f"[{self.link_text}]({self.link})")
+            links = [f"[{self.link_text}]({self.link})"]
+            if self.map_link:
+                links.append(f"[{self.map_text}]({self.map_link})")
+            body.append(" · ".join(links))
         return fit("\n\n".join(body) if form == "dingtalk" else "\n".join(body), form)
 
     def text(self) -> str:
@@ -62,6 +68,8 @@ class Rendered:
         parts = [self.title, "", *self.lines]
         if self.link:
             parts += ["", f"{self.link_text}: {self.link}"]
+        if self.map_link:
+            parts += [f"{self.map_text}: {self.map_link}"]
         return fit("\n".join(parts), "email")
 
 
@@ -121,13 +129,15 @@ def render(
         f"{f['reports']}: {values['reports']}  {f['task']}: {values['dispatch_id']}",
         t["how_to_ack"].format(**values),
     )
-    link = None
+    link = map_link = None
     if console_url:
-        link = f"{console_url.rstrip('/')}/console/#/task/{values['dispatch_id']}"
+        root = f"{console_url.rstrip('/')}/console/#"
+        link = f"{root}/task/{values['dispatch_id']}"
+        map_link = f"{root}/incident/{quote(str(payload.get('incident_id', '')), safe='')}"
     title = t["titles"][kind].format(**values)
     if str(payload.get("message_id", "")).endswith(":test"):  # `citybrain departments test`
         title = t["test"] + title
-    return Rendered(title, lines, link, t["open"])
+    return Rendered(title, lines, link, t["open"], map_link, t["map"])
 
 
 def robot_message(platform: Literal["wecom", "dingtalk", "feishu"], message: Rendered) -> dict:
@@ -144,7 +154,10 @@ def robot_message(platform: Literal["wecom", "dingtalk", "feishu"], message: Ren
         [{"tag": "text", "text": line}] for line in text.split("\n")
     ]
     if message.link:
-        rows.append([{"tag": "a", "text": message.link_text, "href": message.link}])
+        links = [{"tag": "a", "text": message.link_text, "href": message.link}]
+        if message.map_link:
+            links.append({"tag": "a", "text": message.map_text, "href": message.map_link})
+        rows.append(links)
     return {
         "msg_type": "post",
         "content": {"post": {"zh_cn": {"title": message.title, "content": rows}}},

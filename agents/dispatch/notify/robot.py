@@ -115,8 +115,8 @@ class RobotNotifier:
                 outcome = classify(self.platform, answer.status, await answer.read())
         except TimeoutError:
             return Outcome.timeout(f"no answer within {self.timeout:g}s")
-        except aiohttp.ClientError as exc:
-            return Outcome.connection_error(f"{type(exc).__name__}: {exc}"[:200])
+        except aiohttp.ClientError as exc:  # its text may hold the URL, and so the token
+            return Outcome.connection_error(masked(f"{type(exc).__name__}: {exc}", robot)[:200])
         if outcome.status == 429 and outcome.retry_after_s:
             if self.rate_limit_wait:
                 outcome = Outcome.http(429, self.rate_limit_wait, outcome.detail)
@@ -136,3 +136,11 @@ class RobotNotifier:
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+
+def masked(text: str, robot: RobotEndpoint) -> str:
+    """`text` with the robot's token and signing secret blanked (logs, last_error)."""
+    for secret in (robot.token, robot.secret):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

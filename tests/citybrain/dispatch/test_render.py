@@ -68,7 +68,13 @@ def test_each_platform_gets_its_own_form() -> None:
     assert ding["markdown"]["title"] == message.title
     feishu = robot_message("feishu", message)
     rows = feishu["content"]["post"]["zh_cn"]["content"]
-    assert rows[-1] == [{"tag": "a", "text": "查看工单", "href": message.link}]
+    assert rows[-1] == [
+        {"tag": "a", "text": "查看工单", "href": message.link},
+        {"tag": "a", "text": "地图位置", "href": message.map_link},
+    ]
+    assert (
+        message.map_link == f"https://city.example/console/#/incident/{_payload()['incident_id']}"
+    )
 
 
 @pytest.mark.parametrize("form", ["wecom", "dingtalk", "email"])

@@ -30,3 +30,12 @@ def test_too_fast_puts_the_refused_message_first_after_the_wait() -> None:
     assert pace.held["m1"] == 61.0 and pace.held["m2"] > 61.0
     assert pace.slot("m4", 2.0) > pace.held["m3"]
     assert pace.slot("m1", 61.0) == 61.0  # goes at its time
+
+
+def test_a_robots_token_and_secret_never_reach_a_log() -> None:
+    from citybrain.agents.dispatch.notify.robot import masked
+    from citybrain.dispatch.channels import RobotEndpoint
+
+    robot = RobotEndpoint("r", "fire", "dingtalk", "tok-123", "SECabc", None, "zh")
+    text = "InvalidURL: https://oapi.dingtalk.com/robot/send?access_token=tok-123&sign=SECabc"
+    assert "tok-123" not in masked(text, robot) and "SECabc" not in masked(text, robot)
