@@ -6,9 +6,11 @@ a new channel is a module here and a line in `notifiers`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from citybrain.dispatch.outbox import Outcome
+from citybrain.dispatch.render import Language, Rendered, render
 from citybrain.logs import get_logger
 
 if TYPE_CHECKING:
@@ -90,3 +92,23 @@ class Unconfigured:
 
     async def close(self) -> None:
         return None
+
+
+class ForPeople:
+    """How this worker renders task messages for people (robots, e-mail): its console's
+    address for the links, the city's time zone and its districts' names."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        s = ctx.settings
+        self.public_url = s.public_url or f"http://{s.api_host}:{s.api_port}"
+        self.timezone = ctx.dispatch.policy.working_hours.timezone
+        self.district_names = {r.code: r.name for r in ctx.pack.regions.get("district", [])}
+
+    def render(self, payload: Mapping[str, Any], language: Language) -> Rendered:
+        return render(
+            payload,
+            language=language,
+            console_url=self.public_url,
+            district_names=self.district_names,
+            timezone=self.timezone,
+        )

@@ -18,8 +18,9 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
+from citybrain.agents.dispatch.notify import ForPeople
 from citybrain.dispatch.outbox import Outcome
-from citybrain.dispatch.render import Rendered, render
+from citybrain.dispatch.render import Rendered
 
 if TYPE_CHECKING:
     from citybrain.agents.context import StageContext
@@ -40,9 +41,7 @@ class EmailNotifier:
         s = ctx.settings
         self.settings = s
         self.mailboxes = dict(ctx.channels.mailboxes)
-        self.public_url = s.public_url or f"http://{s.api_host}:{s.api_port}"
-        self.timezone = ctx.dispatch.policy.working_hours.timezone
-        self.district_names = {r.code: r.name for r in ctx.pack.regions.get("district", [])}
+        self.people = ForPeople(ctx)
 
     async def start(self) -> None:
         return None
@@ -53,13 +52,7 @@ class EmailNotifier:
             return Outcome.rejected(f"mailbox {name} is not configured on this worker")
         if not self.settings.smtp_host:
             return Outcome.rejected("no SMTP server: set CITYBRAIN_SMTP_HOST")
-        message = render(
-            item.payload,
-            language=box.language,
-            console_url=self.public_url,
-            district_names=self.district_names,
-            timezone=self.timezone,
-        )
+        message = self.people.render(item.payload, box.language)
         mail = email_message(message, box, self.settings.smtp_from, item.message_id)
         try:
             await asyncio.wait_for(

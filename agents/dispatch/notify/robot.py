@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
+from citybrain.agents.dispatch.notify import ForPeople
 from citybrain.dispatch.outbox import Outcome
-from citybrain.dispatch.render import render, robot_message
+from citybrain.dispatch.render import robot_message
 from citybrain.dispatch.robots import RATE_PER_MINUTE, Platform, classify, robot_request
 
 if TYPE_CHECKING:
@@ -72,9 +73,7 @@ class RobotNotifier:
         }
         self.timeout = s.webhook_timeout
         self.rate_limit_wait = s.robot_rate_limit_wait
-        self.public_url = s.public_url or f"http://{s.api_host}:{s.api_port}"
-        self.timezone = ctx.dispatch.policy.working_hours.timezone
-        self.district_names = {r.code: r.name for r in ctx.pack.regions.get("district", [])}
+        self.people = ForPeople(ctx)
         self.paces: dict[str, Pace] = {}
         self.session: aiohttp.ClientSession | None = None
 
@@ -90,13 +89,7 @@ class RobotNotifier:
         at = pace.slot(item.message_id, now)
         if at > now:
             return Outcome.http(429, retry_after_s=at - now, detail="paced: not sent yet")
-        message = render(
-            item.payload,
-            language=robot.language,
-            console_url=self.public_url,
-            district_names=self.district_names,
-            timezone=self.timezone,
-        )
+        message = self.people.render(item.payload, robot.language)
         request = robot_request(
             self.platform,
             robot.token,
