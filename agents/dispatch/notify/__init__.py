@@ -104,11 +104,16 @@ class ForPeople:
         self.timezone = ctx.dispatch.policy.working_hours.timezone
         self.district_names = {r.code: r.name for r in ctx.pack.regions.get("district", [])}
 
-    def render(self, payload: Mapping[str, Any], language: Language) -> Rendered:
-        return render(
-            payload,
-            language=language,
-            console_url=self.public_url,
-            district_names=self.district_names,
-            timezone=self.timezone,
-        )
+    def render(self, payload: Mapping[str, Any], language: Language) -> Rendered | Outcome:
+        """The message, or (a payload the templates cannot read) a rejection naming why: it
+        goes to the delivery dead letters instead of failing the outbox pass."""
+        try:
+            return render(
+                payload,
+                language=language,
+                console_url=self.public_url,
+                district_names=self.district_names,
+                timezone=self.timezone,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            return Outcome.rejected(f"cannot render the message: {type(exc).__name__}: {exc}")

@@ -53,6 +53,8 @@ class EmailNotifier:
         if not self.settings.smtp_host:
             return Outcome.rejected("no SMTP server: set CITYBRAIN_SMTP_HOST")
         message = self.people.render(item.payload, box.language)
+        if isinstance(message, Outcome):
+            return message
         mail = email_message(message, box, self.settings.smtp_from, item.message_id)
         try:
             await asyncio.wait_for(

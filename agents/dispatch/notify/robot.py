@@ -90,6 +90,8 @@ class RobotNotifier:
         if at > now:
             return Outcome.http(429, retry_after_s=at - now, detail="paced: not sent yet")
         message = self.people.render(item.payload, robot.language)
+        if isinstance(message, Outcome):
+            return message
         request = robot_request(
             self.platform,
             robot.token,

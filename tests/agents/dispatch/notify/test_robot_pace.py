@@ -39,3 +39,30 @@ def test_a_robots_token_and_secret_never_reach_a_log() -> None:
     robot = RobotEndpoint("r", "fire", "dingtalk", "tok-123", "SECabc", None, "zh")
     text = "InvalidURL: https://oapi.dingtalk.com/robot/send?access_token=tok-123&sign=SECabc"
     assert "tok-123" not in masked(text, robot) and "SECabc" not in masked(text, robot)
+
+
+def test_a_payload_the_templates_cannot_read_is_rejected_not_raised() -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from citybrain.agents.dispatch.notify import ForPeople
+    from citybrain.agents.dispatch.notify.robot import RobotNotifier
+    from citybrain.agents.dispatch.store import Outgoing
+    from citybrain.dispatch.channels import RobotEndpoint
+    from citybrain.dispatch.outbox import Delivery
+
+    people = ForPeople.__new__(ForPeople)
+    people.public_url, people.timezone, people.district_names = "http://x", "Asia/Shanghai", {}
+    notifier = RobotNotifier.__new__(RobotNotifier)
+    notifier.platform = notifier.kind = "wecom"
+    notifier.robots = {"r": RobotEndpoint("r", "fire", "wecom", "k", None, None, "zh")}
+    notifier.paces, notifier.people = {}, people
+    delivery = Delivery(
+        delivery_id="dsp-1:created",
+        dispatch_id="dsp-1",
+        destination="wecom:r",
+        created_at=datetime.now(UTC),
+    )
+    broken = Outgoing(delivery, "fire", "task.created", {"kind": "task.created"})  # no category
+    outcome = asyncio.run(notifier.send("r", broken, b"{}"))
+    assert outcome.error_kind == "rejected" and "cannot render" in outcome.detail
