@@ -809,9 +809,10 @@ class Correlator:
                 if data is grown.data or _gap_us(data, grown.data) > window:
                     continue
                 subject = Incident(data)
-                score = self._score(subject, subject.named(), anchor, window)
+                named = subject.named()
+                score = self._score(subject, named, anchor, window)
                 if self._ranks(data[_ID], anchor.digest, score):
-                    out.append(self._suggestion(subject, grown, family))
+                    out.append(self._suggestion(subject, grown, family, anchor, named))
         return out
 
     def _ranks(self, subject: int, candidate: int, score: float) -> bool:
@@ -839,14 +840,22 @@ class Correlator:
         score = 0.45 * shared + 0.25 * closeness + 0.15 * same_category + 0.15 * anchor.support
         return round(score * nearness, 3)
 
-    def _suggestion(self, subject: Incident, candidate: Incident, family: Family) -> Suggestion:
+    def _suggestion(
+        self,
+        subject: Incident,
+        candidate: Incident,
+        family: Family,
+        anchor: _Anchor | None = None,
+        named: frozenset[int] | None = None,
+    ) -> Suggestion:
         """How likely the district-only incident `subject` is the problem of `candidate`,
         and why: the places their reports name alike, the time between them, the category,
         the district, and how many reports (and a place) back the candidate, as a score in
-        0..1 (`_score`)."""
+        0..1 (`_score`). `anchor` and `named`: the candidate's and the subject's, when the
+        caller has read them already."""
         window = family.window_us
-        anchor = _Anchor.of(candidate)
-        named = subject.named()
+        anchor = anchor or _Anchor.of(candidate)
+        named = subject.named() if named is None else named
         gap = _gap_us(subject.data, candidate.data)
         reasons = [f"same family {family.name}"]
         # a caller names the district they stand in; one across a border is less likely
