@@ -471,14 +471,17 @@ async def claim_deliveries(
             "UPDATE dispatch_outbox o"
             " SET next_attempt_at = %(now)s + make_interval(secs => %(lease)s),"
             " leased_attempt = o.attempts + 1"
-            " FROM (SELECT message_id, destination, leased_attempt FROM dispatch_outbox"
+            " FROM (SELECT message_id, destination, leased_attempt, next_attempt_at AS due_at"
+            "       FROM dispatch_outbox"
             "       WHERE status IN ('pending', 'failed') AND next_attempt_at <= %(now)s"
             "       ORDER BY rank, next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due"
             " WHERE o.message_id = due.message_id AND o.destination = due.destination"
-            " RETURNING o.*, due.leased_attempt > o.attempts AS lease_lost",
+            " RETURNING o.*, due.leased_attempt > o.attempts AS lease_lost, due.due_at",
             {"now": now, "lease": lease_s, "limit": limit},
         )
         rows = await cur.fetchall()
+    # RETURNING keeps no order: the most urgent first again, as the subquery chose them
+    rows.sort(key=lambda r: (r["rank"], r["due_at"]))
     return [_outgoing(r) for r in rows]
 
 
