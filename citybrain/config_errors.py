@@ -48,11 +48,21 @@ def load_yaml(path: Path) -> tuple[object, str]:
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
 
 
+def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` without the tags of tagged unions, which repeat the key they stand under
+    (`transport.mqtt.mqtt.topic` is `transport.mqtt.topic` in the file)."""
+    out: list[str | int] = []
+    for part in loc:
+        if not out or part != out[-1]:
+            out.append(part)
+    return tuple(out)
+
+
 def explain(path: Path, text: str, error: ValidationError) -> ConfigError:
     """One line per problem: `file:line: field.path: message`."""
     lines = []
     for problem in error.errors():
-        loc = tuple(problem["loc"])
+        loc = _untagged(tuple(problem["loc"]))
         line = line_of(text, loc)
         field = ".".join(str(p) for p in loc) or "(document)"
         lines.append(f"{path}:{line or 1}: {field}: {problem['msg']}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from citybrain.schemas.fields import Duration, Strict, TimeZoneName, parse_duration
 
@@ -39,6 +39,63 @@ class Source(Strict):
         if self.format == "csv" and not self.csv_columns:
             raise ValueError("format csv needs csv_columns")
         return self
+
+
+class MqttTransport(Strict):
+    """The vendor publishes to an MQTT broker; `citybrain bridge mqtt` subscribes."""
+
+    topic: str = Field(description="Topic filter, MQTT wildcards allowed: vendor/+/smoke.")
+    qos: Literal[1, 2] = Field(
+        1, description="Subscription QoS: a message is acknowledged only once Kafka has it."
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        from citybrain.ingest.topics import filter_problem
+
+        problem = filter_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r} is not an MQTT topic filter: {problem}")
+        return value
+
+
+class HttpTransport(Strict):
+    """The vendor POSTs batches to `/ingest/v1/{feed}` with an ingest token."""
+
+    max_records: int | None = Field(
+        None, gt=0, description="Records a request may carry (default: the API's setting)."
+    )
+
+
+class ViaMqtt(Strict):
+    mqtt: MqttTransport
+
+
+class ViaHttp(Strict):
+    http: HttpTransport
+
+
+def _transport_shape(value: object) -> str | None:
+    if isinstance(value, str):
+        return "transport"
+    if isinstance(value, dict):
+        return "mqtt" if "mqtt" in value else "http" if "http" in value else None
+    return "mqtt" if isinstance(value, ViaMqtt) else "http" if isinstance(value, ViaHttp) else None
+
+
+#: `kafka` (the vendor writes the raw topic), `http`, or `{mqtt: {topic: ...}}` /
+#: `{http: {...}}` with options
+Transport = Annotated[
+    Annotated[Literal["kafka", "http"], Tag("transport")]
+    | Annotated[ViaMqtt, Tag("mqtt")]
+    | Annotated[ViaHttp, Tag("http")],
+    Discriminator(
+        _transport_shape,
+        custom_error_type="transport",
+        custom_error_message="give kafka, http, {mqtt: {topic: ...}} or {http: {...}}",
+    ),
+]
 
 
 class Timestamp(Strict):
@@ -150,6 +207,9 @@ class FeedDefinition(Strict):
     description: str
     source_kind: Literal["iot", "hotline", "open311"]
     source: Source
+    transport: Transport = Field(
+        "kafka", description="How the vendor delivers: kafka, http, or {mqtt: {topic: ...}}."
+    )
     device_id: str | None = Field(None, description="Path of the device id.")
     observed_at: Timestamp
     location: Location = Location()
@@ -157,6 +217,24 @@ class FeedDefinition(Strict):
     readings: list[Reading] = Field(default_factory=list)
     alarms: list[AlarmRule] = Field(default_factory=list)
     samples: str | None = Field(None, description="JSONL of sample payloads, next to the file.")
+
+    @property
+    def transport_kind(self) -> Literal["kafka", "mqtt", "http"]:
+        if isinstance(self.transport, ViaMqtt):
+            return "mqtt"
+        if isinstance(self.transport, ViaHttp) or self.transport == "http":
+            return "http"
+        return "kafka"
+
+    @property
+    def mqtt(self) -> MqttTransport | None:
+        return self.transport.mqtt if isinstance(self.transport, ViaMqtt) else None
+
+    @property
+    def http(self) -> HttpTransport | None:
+        if isinstance(self.transport, ViaHttp):
+            return self.transport.http
+        return HttpTransport() if self.transport == "http" else None
 
     @model_validator(mode="after")
     def _has_output(self) -> FeedDefinition:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from citybrain.cli.common import cli_settings, fail
+
+if TYPE_CHECKING:
+    from citybrain.feeds.definition import Feed
 
 app = typer.Typer(help="Feed definitions: list, validate, test.", no_args_is_help=True)
 
@@ -27,8 +30,11 @@ def feeds_list() -> None:
         kinds = "+".join(
             k for k, on in (("events", d.event is not None), ("readings", bool(d.readings))) if on
         )
+        via: str = d.transport_kind
+        if d.mqtt is not None:
+            via = f"mqtt {d.mqtt.topic}"
         typer.echo(
-            f"{d.feed:<16} {d.source_kind:<8} {d.source.topic:<24} {kinds:<16} "
+            f"{d.feed:<16} {d.source_kind:<8} {d.source.topic:<24} {via:<24} {kinds:<16} "
             f"{len(d.alarms)} alarm rule(s)  {feed.path}"
         )
 
@@ -42,15 +48,38 @@ def feeds_validate(files: list[str]) -> None:
     from citybrain.feeds.definition import load_feed
 
     failed = False
+    loaded = []
     for name in files:
         try:
             feed = load_feed(Path(name))
-            typer.echo(f"{name}: ok ({feed.name} on {feed.topic})")
+            loaded.append(feed)
+            via = feed.definition.transport_kind
+            typer.echo(f"{name}: ok ({feed.name} on {feed.topic}, by {via})")
         except ConfigError as exc:
             failed = True
             typer.secho(str(exc), fg="red", err=True)
+    if not failed:
+        failed = not _fit_with_installed(loaded)
     if failed:
         raise typer.Exit(1)
+
+
+def _fit_with_installed(feeds: list[Feed]) -> bool:
+    """The validated feeds beside the installed ones (built-in and CITYBRAIN_FEEDS_DIR; a
+    file given here replaces the installed feed of its name): names, raw topics and MQTT
+    topic filters must not clash."""
+    from citybrain.config_errors import ConfigError
+    from citybrain.feeds.definition import check_together, feed_folders, load_feeds
+
+    given = {f.name for f in feeds} | {f.path.resolve() for f in feeds}
+    try:
+        installed = load_feeds(*feed_folders(cli_settings().feeds_dir))
+        others = [f for f in installed if f.name not in given and f.path.resolve() not in given]
+        check_together(others + feeds)
+    except ConfigError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        return False
+    return True
 
 
 @app.command("test")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from citybrain.config_errors import ConfigError, explain, load_yaml
+from citybrain.config_errors import ConfigError, explain, line_of, load_yaml
 from citybrain.feeds.units import converter
 from citybrain.geo.devices import DeviceRegistry
 from citybrain.schemas.feed_definition import FeedDefinition, parse_duration
@@ -78,6 +78,13 @@ def load_feeds(*folders: Path) -> list[Feed]:
     for folder in folders:
         for path in sorted(folder.glob("*.yaml")):
             feeds.append(load_feed(path))
+    check_together(feeds)
+    return feeds
+
+
+def check_together(feeds: list[Feed]) -> None:
+    """Feeds that run in one deployment: names and raw topics unique, MQTT filters
+    disjoint; ConfigError naming both files otherwise."""
     seen: dict[str, Path] = {}
     topics: dict[str, Path] = {}
     for feed in feeds:
@@ -91,7 +98,25 @@ def load_feeds(*folders: Path) -> list[Feed]:
             )
         seen[feed.name] = feed.path
         topics[feed.topic] = feed.path
-    return feeds
+    _no_shared_mqtt_topics(feeds)
+
+
+def _no_shared_mqtt_topics(feeds: list[Feed]) -> None:
+    """Two feeds whose MQTT filters could both match one topic: a message would belong to
+    both (the bridge could not tell which feed it is), so the pair is refused."""
+    from citybrain.ingest.topics import overlap
+
+    mqtt = [(f, f.definition.mqtt) for f in feeds if f.definition.mqtt is not None]
+    for index, (feed, spec) in enumerate(mqtt):
+        for other, other_spec in mqtt[:index]:
+            assert spec is not None and other_spec is not None
+            if overlap(spec.topic, other_spec.topic):
+                line = line_of(feed.path.read_text("utf-8"), ("transport", "mqtt", "topic"))
+                raise ConfigError(
+                    f"{feed.path}:{line or 1}: transport.mqtt.topic: {spec.topic!r} overlaps "
+                    f"{other_spec.topic!r} of feed {other.name!r} ({other.path}): a message "
+                    "could belong to both"
+                )
 
 
 def with_city_devices(feeds: list[Feed], city_pack: str | Path) -> list[Feed]:

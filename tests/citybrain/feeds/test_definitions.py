@@ -68,6 +68,27 @@ def test_all_builtin_feeds_load(feeds: dict[str, Feed]) -> None:
             "  topic: raw.iot.bridge-vibration\n  encoding: klingon",
             ":6: source.encoding: Value error, unknown text encoding 'klingon'",
         ),
+        (
+            "source_kind: iot",
+            "source_kind: iot\ntransport: mqtt",
+            ":4: transport: Input should be 'kafka' or 'http'",
+        ),
+        (
+            "source_kind: iot",
+            'source_kind: iot\ntransport: {mqtt: {topic: "bridge/#/vib"}}',
+            ":4: transport.mqtt.topic: Value error, 'bridge/#/vib' is not an MQTT topic filter:"
+            " '#' must be the whole last level (level 2: '#')",
+        ),
+        (
+            "source_kind: iot",
+            'source_kind: iot\ntransport: {mqtt: {topic: "bridge/+", qos: 0}}',
+            ":4: transport.mqtt.qos: Input should be 1 or 2",
+        ),
+        (
+            "source_kind: iot",
+            "source_kind: iot\ntransport: {ftp: {}}",
+            ":4: transport: give kafka, http, {mqtt: {topic: ...}} or {http: {...}}",
+        ),
     ],
 )
 def test_errors_point_at_file_line_and_field(
@@ -87,6 +108,49 @@ def test_a_good_new_feed_loads(tmp_path: Path) -> None:
     path.write_text(GOOD)
     feed = load_feed(path)
     assert feed.units["accel_g"] == (9.80665, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("transport", "kind"),
+    [
+        ("", "kafka"),
+        ("transport: kafka", "kafka"),
+        ("transport: http", "http"),
+        ("transport: {http: {max_records: 500}}", "http"),
+        ('transport: {mqtt: {topic: "bridge/+/vibration"}}', "mqtt"),
+    ],
+)
+def test_a_feed_declares_its_transport(tmp_path: Path, transport: str, kind: str) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(GOOD.replace("source_kind: iot", f"source_kind: iot\n{transport}"))
+    d = load_feed(path).definition
+    assert d.transport_kind == kind
+    assert (d.mqtt is not None) == (kind == "mqtt")
+    assert (d.http is not None) == (kind == "http")
+
+
+def test_two_feeds_whose_mqtt_filters_overlap_are_refused(tmp_path: Path) -> None:
+    via = 'transport: {mqtt: {topic: "bridge/+/vib"}}'
+    first = GOOD.replace("source_kind: iot", f"source_kind: iot\n{via}")
+    second = (
+        first.replace("feed: bridge-vibration", "feed: bridge-tilt")
+        .replace("raw.iot.bridge-vibration", "raw.iot.bridge-tilt")
+        .replace("bridge/+/vib", "bridge/B7/#")
+    )
+    (tmp_path / "a.yaml").write_text(first)
+    (tmp_path / "b.yaml").write_text(second)
+    with pytest.raises(ConfigError) as info:
+        load_feeds(tmp_path)
+    where = f"{tmp_path / 'b.yaml'}:4: transport.mqtt.topic"
+    assert f"{where}: 'bridge/B7/#' overlaps 'bridge/+/vib'" in str(info.value)
+    (tmp_path / "b.yaml").write_text(second.replace("bridge/B7/#", "bridge/B7/tilt"))
+    assert len(load_feeds(tmp_path)) == 2
+
+
+def test_the_builtin_feeds_declare_each_transport(feeds: dict[str, Feed]) -> None:
+    assert feeds["manhole-cover"].definition.mqtt is not None
+    assert feeds["streetlight"].definition.transport_kind == "http"
+    assert feeds["smoke-alarm"].definition.transport_kind == "kafka"
 
 
 def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
