@@ -83,3 +83,44 @@ def test_fire_logs_records_and_exits_with_the_stall_status_then_the_next_worker_
     assert Watchdog(5.0, tmp_path).count_previous() == 1
     assert STALLS.labels("wait_empty")._value.get() == before + 1
     assert list(tmp_path.glob("stall-*.json")) == []  # counted once
+
+
+def test_sigusr2_logs_every_task_of_every_loop_with_where_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import threading
+
+    from citybrain.streams import watchdog
+
+    logged: list[dict[str, object]] = []
+    monkeypatch.setattr(watchdog.log, "warning", lambda event, **kw: logged.append(kw))
+    previous = signal.getsignal(signal.SIGUSR2)
+    loop = asyncio.new_event_loop()
+    release = threading.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def waits_for_the_consumer_thread() -> None:
+        await asyncio.sleep(30)
+
+    def run() -> None:
+        task = loop.create_task(waits_for_the_consumer_thread())
+        tasks.append(task)
+        loop.call_soon(release.set)
+        loop.run_until_complete(asyncio.wait([task], timeout=5))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert release.wait(5)
+        watchdog.dump_tasks_on_signal(signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        stacks = [s for entry in logged for s in entry["tasks"]]  # type: ignore[attr-defined]
+        assert any("waits_for_the_consumer_thread" in s for s in stacks), stacks
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+        loop.call_soon_threadsafe(tasks[0].cancel)
+        thread.join(10)
+        loop.close()

@@ -12,6 +12,8 @@ partitions still short of replicas at the end (0: every replica caught up).
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -54,6 +56,10 @@ class BrokerLoss(Common):
     stall_after_kill_s: float = 0.0
     stall_during_roll_s: float = 0.0
     worker_restarts: int = 0
+    #: waits that ran out of the scenario's one time budget, in order ("" each: none)
+    waited_out: list[str] = field(default_factory=list)
+    #: when it did not settle: stored rows, and the end of each worker's log
+    diagnosis: str = ""
 
     MUST_BE_ZERO = (*Common.MUST_BE_ZERO, "under_replicated_partitions")
     MUST_HOLD = (*Common.MUST_HOLD, "leader_moved", "rolled")
@@ -148,7 +154,27 @@ def _kill(service: KafkaService, broker: BrokerPlace) -> int:
     return pid
 
 
-def _restart(service: KafkaService, broker: BrokerPlace, settings: Settings, clean: bool) -> None:
+class Budget:
+    """One time budget for the whole scenario: every wait takes at most what is left of it
+    (waits in a row never add up past it), and the waits that ran out are named."""
+
+    def __init__(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+        self.ran_out: list[str] = []
+
+    def left(self, at_most: float) -> float:
+        return max(0.0, min(at_most, self.until - time.monotonic()))
+
+    def wait(self, what: str, condition: Any, at_most: float, every: float) -> bool:
+        done = bool(wait_until(condition, self.left(at_most), every))
+        if not done:
+            self.ran_out.append(what)
+        return done
+
+
+def _restart(
+    service: KafkaService, broker: BrokerPlace, settings: Settings, clean: bool, budget: Budget
+) -> None:
     """Start `broker` again (stopped cleanly first when `clean`) as a new process, and wait
     until it is registered and every partition is fully in sync again."""
     old = service.pid(broker)
@@ -160,7 +186,9 @@ def _restart(service: KafkaService, broker: BrokerPlace, settings: Settings, cle
         raise FaultNotInjected(f"broker {broker.node_id} did not start as a new process")
     if not wait_until(lambda: port_open(broker.host, broker.port), 120, 0.5):
         raise FaultNotInjected(f"broker {broker.node_id} did not listen again within 120 s")
-    wait_until(lambda: under_replicated(settings) == 0, 180, 1.0)
+    budget.wait(
+        f"broker {broker.node_id} back in sync", lambda: under_replicated(settings) == 0, 180, 1.0
+    )
 
 
 def broker_loss(
@@ -175,7 +203,9 @@ def broker_loss(
     progress: Progress = _quiet,
 ) -> BrokerLoss:
     """kill -9 the `victim` broker `kill_after` s after the first row is stored, start it again
-    `down_for` s later, then restart the three one by one; see the module doc."""
+    `down_for` s later, then restart the three one by one; see the module doc. `timeout`
+    bounds the whole scenario (the clean stop of the workers aside)."""
+    budget = Budget(timeout)
     service = KafkaService(settings)
     result = BrokerLoss(victim=victim, brokers=len(service.brokers))
     if result.brokers != 3:
@@ -219,25 +249,40 @@ def broker_loss(
                 return True
             return False
 
-        if wait_until(moved, 60, 0.2):
+        if budget.wait("a new leader", moved, 60, 0.2):
             result.new_leader_s = round(time.monotonic() - killed_at, 2)
         progress(f"new leader {result.new_leader} after {result.new_leader_s} s")
         time.sleep(max(0.0, down_for - (time.monotonic() - killed_at)))
-        _restart(service, broker, cluster, clean=False)
+        _restart(service, broker, cluster, clean=False, budget=budget)
         result.broker_down_s = round(time.monotonic() - killed_at, 1)
         progress(f"broker {node} back and in sync after {result.broker_down_s} s")
         roll_from = time.monotonic() - sampler.t0
         rolled_at = time.monotonic()
         for each in service.brokers:
             progress(f"rolling restart: broker {each.node_id}")
-            _restart(service, each, cluster, clean=True)
+            _restart(service, each, cluster, clean=True, budget=budget)
             result.restarted.append(each.node_id)
         result.rolling_restart_s = round(time.monotonic() - rolled_at, 1)
         roll_until = time.monotonic() - sampler.t0
-        wait_until(lambda: f.paced.done.is_set() and sampler.last >= events, timeout, 1.0)
+        budget.wait(
+            "every event stored",
+            lambda: f.paced.done.is_set() and sampler.last >= events,
+            timeout,
+            1.0,
+        )
         result.worker_restarts = len(f.workers.exits)  # the supervisor started them again
         sampler.stop()
-        _finish(result, cluster, f.run, events, per_site, f.started, timeout)
+        _finish(result, cluster, f.run, events, per_site, f.started, max(5.0, budget.left(timeout)))
+        result.waited_out = budget.ran_out
+        if not result.settled:
+            for worker in f.workers.started:  # each logs what every task waits for
+                if worker.alive() and worker.pid is not None:
+                    os.kill(worker.pid, signal.SIGUSR2)
+            time.sleep(2.0)
+            tails = "\n".join(
+                f"--- {w.log_path.name}\n{w.log_tail(8000)}" for w in f.workers.started
+            )
+            result.diagnosis = f"stored {sampler.last}/{events}; workers' logs end:\n{tails}"
         result.stall_after_kill_s = sampler.longest_stall(since=since, until=roll_from)
         result.stall_during_roll_s = sampler.longest_stall(since=roll_from, until=roll_until)
         result.copies_on_events_topic = events_topic_copies(cluster, f.run, ends)

@@ -26,6 +26,10 @@ def table(rows: list[dict[str, Any]]) -> str:
                 continue
             if isinstance(value, list):
                 value = "; ".join(map(str, value)) or "-"
+            if isinstance(value, str) and "\n" in value:  # a diagnosis: a block of its own
+                lines.append(f"  {key}:")
+                lines.extend(f"    {line}" for line in value.splitlines())
+                continue
             lines.append(f"  {key:<28} {value}")
     if any("run" in row for row in rows):
         lines.extend(summary(rows))
