@@ -44,19 +44,23 @@ API_PREFIX = "/api/v1"
 
 # --- plumbing --------------------------------------------------------------------------------
 class BodyLimit:
-    """413 for a body over `limit` bytes, declared or streamed (ASGI middleware)."""
+    """413 for a body over `limit` bytes, declared or streamed (ASGI middleware); paths
+    starting with a prefix of `prefixes` have that prefix's limit instead."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, prefixes: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.prefixes = prefixes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = next((n for p, n in self.prefixes.items() if path.startswith(p)), self.limit)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _send_json(send, 413, "body", f"larger than {self.limit} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, "body", f"larger than {limit} bytes")
             return
         seen = 0
 
@@ -65,14 +69,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await _send_json(send, 413, "body", f"larger than {self.limit} bytes")
+            await _send_json(send, 413, "body", f"larger than {limit} bytes")
 
 
 class NoNul:
@@ -157,7 +161,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routing = load_routing(*dispatch_files(s))
     app.state.department_names = {code: d.name for code, d in routing.by_code.items()}
     app.state.buckets = TokenBuckets(rate=s.api_rate, burst=s.api_burst)
-    app.add_middleware(BodyLimit, limit=s.api_max_body)
+    from citybrain.api import ingest
+
+    # the ingest route takes batches of records: its own, larger limit
+    app.add_middleware(BodyLimit, limit=s.api_max_body, prefixes={ingest.PATH: s.ingest_max_bytes})
     app.add_middleware(NoNul)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(tasks_router, prefix=API_PREFIX)
@@ -174,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from citybrain.api.open311_routes import router as open311_router
 
     app.include_router(open311_router, prefix="/open311/v2")
+    ingest.install(app, s)  # POST /ingest/v1/{feed}: vendors' batches, with ingest tokens
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

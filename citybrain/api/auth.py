@@ -36,8 +36,7 @@ async def principal(request: Request) -> Principal:
         who = await store.authenticate(conn, *parsed)
     if who is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    if who.role == "open311":
-        raise HTTPException(403, "an Open311 client key cannot use the department API")
+    refuse_foreign(who)
     return who
 
 
@@ -56,9 +55,17 @@ async def _from_session(request: Request, cookie: str) -> Principal:
         raise HTTPException(
             429, "too many requests", headers={"Retry-After": str(max(1, math.ceil(wait)))}
         )
+    refuse_foreign(who)
+    return who
+
+
+def refuse_foreign(who: Principal) -> None:
+    """403 for the tokens made for another door: Open311 client keys and ingest tokens
+    (those write one feed by `POST /ingest/v1/{feed}`, and nothing else)."""
     if who.role == "open311":
         raise HTTPException(403, "an Open311 client key cannot use the department API")
-    return who
+    if who.role == "ingest":
+        raise HTTPException(403, "an ingest token only writes its feed (POST /ingest/v1/{feed})")
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -102,6 +102,8 @@ async def sign_in(request: Request, body: SignIn) -> Response:
             raise HTTPException(401, "unknown or revoked token")
         if who.role == "open311":
             raise HTTPException(403, "an Open311 client key cannot use the console")
+        if who.role == "ingest":
+            raise HTTPException(403, "an ingest token cannot use the console")
         cookie, csrf, expires = await sessions.open_session(
             conn, who.token_id, s.console_session_hours
         )

@@ -33,7 +33,7 @@ FROM dispatches d JOIN incidents i USING (incident_id)
 # --- tokens ----------------------------------------------------------------------------------
 async def authenticate(conn: AsyncConnection[Any], token_id: str, secret: str) -> Principal | None:
     cur = await conn.execute(
-        "SELECT role, department, token_hash, label FROM api_tokens"
+        "SELECT role, department, token_hash, label, feed FROM api_tokens"
         " WHERE token_id = %s AND revoked_at IS NULL",
         (token_id,),
     )
@@ -43,7 +43,7 @@ async def authenticate(conn: AsyncConnection[Any], token_id: str, secret: str) -
     await conn.execute(
         "UPDATE api_tokens SET last_used_at = now() WHERE token_id = %s", (token_id,)
     )
-    return Principal(token_id, row[0], row[1], row[3] or "")
+    return Principal(token_id, row[0], row[1], row[3] or "", row[4])
 
 
 def store_token(

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["department", "operations", "open311"]
+Role = Literal["department", "operations", "open311", "ingest"]
 TOKEN_RE = re.compile(r"^cbt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
@@ -28,12 +28,14 @@ class NewToken:
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: a department (sees its own tasks), the operations center (sees
-    everything) or an Open311 client application."""
+    everything), an Open311 client application, or a vendor writing one feed (`ingest`:
+    only `POST /ingest/v1/{feed}`)."""
 
     token_id: str
     role: Role
     department: str | None
     label: str = ""  # whose token it is, as it was created (a person, a desk, a system)
+    feed: str | None = None  # the one feed an ingest token writes
 
     @property
     def actor(self) -> str:

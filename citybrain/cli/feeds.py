@@ -1,4 +1,5 @@
-"""`citybrain feeds list | validate | test`: feed definitions."""
+"""`citybrain feeds list | validate | test`: feed definitions; `feeds token` (the ingest
+tokens of HTTP feeds) is `citybrain.cli.feed_tokens`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from citybrain.cli import feed_tokens
 from citybrain.cli.common import cli_settings, fail
 
 if TYPE_CHECKING:
     from citybrain.feeds.definition import Feed
 
-app = typer.Typer(help="Feed definitions: list, validate, test.", no_args_is_help=True)
+app = typer.Typer(
+    help="Feed definitions: list, validate, test; ingest tokens.", no_args_is_help=True
+)
+app.add_typer(feed_tokens.app, name="token")  # ingest tokens of the feeds that come by HTTP
 
 
 @app.command("list")

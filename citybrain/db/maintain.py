@@ -30,6 +30,7 @@ class MaintenanceReport:
     refreshed: list[str] = field(default_factory=list)
     ranges_recomputed: int = 0
     contacts_expired: int = 0  # personal_contacts rows past their retention
+    ingest_keys_expired: int = 0  # ingestion requests' Idempotency-Keys past their time
 
 
 def maintain(
@@ -44,6 +45,7 @@ def maintain(
     step = pause or (lambda: None)
     report = MaintenanceReport()
     report.contacts_expired = expire_contacts(conn, settings)  # both modes
+    report.ingest_keys_expired = expire_ingest_keys(conn, settings)  # both modes
     if mode == "timescale":
         return report
     for t in time_tables(settings):
@@ -76,6 +78,18 @@ def maintain(
             refresh_view(conn, agg.name)
         report.refreshed.append(agg.name)
     return report
+
+
+def expire_ingest_keys(conn: psycopg.Connection, settings: Settings) -> int:
+    """Delete the Idempotency-Key records of ingestion requests older than
+    CITYBRAIN_INGEST_IDEMPOTENCY_HOURS; how many (0 before migration 0017)."""
+    if conn.execute("SELECT to_regclass('ingest_requests')").fetchone() == (None,):
+        return 0
+    cur = conn.execute(
+        "DELETE FROM ingest_requests WHERE started_at < now() - make_interval(secs => %s)",
+        (settings.ingest_idempotency_hours * 3600,),
+    )
+    return cur.rowcount
 
 
 def refresh_view(conn: psycopg.Connection, name: str) -> None:

@@ -1,4 +1,5 @@
-"""`citybrain bench store | geo | e2e | correlate | normalize | address | load`: the benchmarks."""
+"""`citybrain bench store | geo | e2e | correlate | normalize | address | load | ingest`: the
+benchmarks."""
 
 from __future__ import annotations
 
@@ -360,3 +361,24 @@ def bench_load(
     print_report(as_dict(result), json_out, target, met)
     if not met:
         raise typer.Exit(1)
+
+
+@app.command("ingest")
+def bench_ingest(
+    seconds: Annotated[float, typer.Option(help="Seconds of load (after the warm-up).")] = 20.0,
+    batch: Annotated[int, typer.Option(help="Records a request (JSON lines).")] = 1000,
+    connections: Annotated[int, typer.Option(help="Client connections POSTing at once.")] = 4,
+    warmup: Annotated[float, typer.Option(help="Seconds of load not counted first.")] = 3.0,
+    json_out: JsonOut = False,
+) -> None:
+    """HTTP ingestion through one API process: `citybrain api` on a free port, an ingest
+    token, streetlight-shaped JSON-lines batches from a few connections for a fixed time;
+    records/s acknowledged (202) and request latency percentiles (target: 10,000
+    records/s). `CITYBRAIN_BENCH_PROFILE=out.txt` runs the API under py-spy."""
+    from citybrain_tools.bench.ingest import TARGET_PER_S, as_dict, run_ingest_bench
+
+    result = run_ingest_bench(cli_settings(), seconds, batch, connections, warmup)
+    met = result.records_per_s >= TARGET_PER_S and not result.failed
+    print_report(
+        as_dict(result), json_out, f">= {TARGET_PER_S:,} records/s acknowledged, none failed", met
+    )
