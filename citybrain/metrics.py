@@ -50,6 +50,18 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+BRIDGE_MESSAGES = Counter(
+    "citybrain_bridge_messages_total",
+    "MQTT messages of `citybrain bridge mqtt`, by feed and outcome: received, bridged "
+    "(written to the raw topic), dead_letter, retried (a Kafka failure, sent again), acked "
+    "(acknowledged to the broker).",
+    ["feed", "outcome"],
+)
+BRIDGE_IN_FLIGHT = Gauge(
+    "citybrain_bridge_in_flight",
+    "MQTT messages the bridge has received and not yet acknowledged to the broker.",
+)
+
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Expose /metrics on host:port (0 disables it)."""

@@ -171,6 +171,44 @@ class Settings(BaseSettings):
         90.0, description="Seconds to wait for each service to come up or go down."
     )
 
+    # --- MQTT (feeds declared `transport: {mqtt: {topic: ...}}`) --------------------------
+    mqtt_host: str = Field(
+        "127.0.0.1",
+        description="The MQTT broker `citybrain bridge mqtt` subscribes to (the local stack's "
+        "mosquitto listens on this address).",
+    )
+    mqtt_port: int = Field(
+        1883, description="The MQTT broker's port (the local stack's mosquitto listens here)."
+    )
+    mqtt_username: str = Field(
+        "citybrain-bridge",
+        description="The bridge's MQTT login (the local stack's mosquitto has this user).",
+    )
+    mqtt_password: SecretStr | None = Field(
+        None,
+        description="The bridge's MQTT password (secret); unset: the local stack's, generated "
+        "once into <data_dir>/mosquitto/bridge.password.",
+    )
+    mqtt_client_id: str = Field(
+        "citybrain-bridge",
+        description="The bridge's MQTT client id, which names its persistent session: the "
+        "broker keeps what comes for it while it is away. One bridge per id.",
+    )
+    mqtt_in_flight: int = Field(
+        1000,
+        ge=1,
+        le=65_535,
+        description="Messages the broker may send the bridge before the first of them is "
+        "acknowledged (MQTT 5 receive maximum); each is acknowledged once Kafka has it.",
+    )
+    bridge_metrics_port: int = Field(
+        9110, description="Prometheus metrics port of `citybrain bridge mqtt`; 0 = off."
+    )
+    bridge_metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the bridge's metrics port binds (0.0.0.0 in a container).",
+    )
+
     # --- Geo ---------------------------------------------------------------------
     city_pack: str = Field(
         "shanghai",
@@ -248,6 +286,37 @@ class Settings(BaseSettings):
     api_rate: float = Field(20.0, description="Requests per second per API token (average).")
     api_burst: float = Field(40.0, description="Requests per API token allowed in a burst.")
     api_max_body: int = Field(65_536, description="Largest request body in bytes (413 above).")
+    ingest_max_records: int = Field(
+        5000,
+        ge=1,
+        description="Records one `POST /ingest/v1/{feed}` may carry (413 above), unless the "
+        "feed declares `transport: {http: {max_records: N}}`.",
+    )
+    ingest_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1,
+        description="Largest `POST /ingest/v1/{feed}` body in bytes (413 above); the other "
+        "routes keep CITYBRAIN_API_MAX_BODY.",
+    )
+    ingest_rate: float = Field(
+        20.0, gt=0, description="Ingestion requests per second per ingest token (average)."
+    )
+    ingest_burst: float = Field(
+        40.0, ge=1, description="Ingestion requests per ingest token allowed in a burst."
+    )
+    ingest_ack_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an ingestion request waits for the broker to acknowledge its "
+        "records before it answers 503 (retry with the same Idempotency-Key).",
+    )
+    ingest_idempotency_hours: float = Field(
+        24.0,
+        gt=0,
+        description="How long an accepted ingestion request's Idempotency-Key is kept (a "
+        "retry within it gets the first answer again); older keys are removed by the "
+        "database maintenance.",
+    )
     console_session_hours: float = Field(
         12.0, gt=0, description="How long a console sign-in lasts (a shift), in hours."
     )

@@ -45,8 +45,10 @@ class MqttTransport(Strict):
     """The vendor publishes to an MQTT broker; `citybrain bridge mqtt` subscribes."""
 
     topic: str = Field(description="Topic filter, MQTT wildcards allowed: vendor/+/smoke.")
-    qos: Literal[1, 2] = Field(
-        1, description="Subscription QoS: a message is acknowledged only once Kafka has it."
+    qos: Literal[1] = Field(
+        1,
+        description="Subscription QoS 1: a message is acknowledged (PUBACK) only once Kafka "
+        "has it, so the broker sends it again to a bridge that died before.",
     )
 
     @field_validator("topic")

@@ -67,6 +67,24 @@ def delivery_dead_letter_headers(
     ]
 
 
+def bridged_dead_letter_headers(
+    *, reason: str, error: BaseException, feed: str, mqtt_topic: str, qos: int, client_id: str
+) -> list[tuple[str, bytes]]:
+    """The headers of a message the MQTT bridge could not write to its raw topic (pure;
+    `dead_letter_headers.v1.json`, "a bridged message"): the standard names, with where it
+    came from on the MQTT side instead of a Kafka topic, partition and offset."""
+    return [
+        ("dlq.stage", b"bridge"),
+        ("dlq.reason", reason.encode()),
+        ("dlq.error.class", type(error).__name__.encode()),
+        ("dlq.error.message", mask_phones_in_text(str(error))[:2000].encode()),
+        ("dlq.feed", feed.encode()),
+        ("dlq.mqtt.topic", mqtt_topic.encode()),
+        ("dlq.mqtt.qos", str(qos).encode()),
+        ("dlq.mqtt.client_id", client_id.encode()),
+    ]
+
+
 def mask_payload(value: bytes | None) -> bytes | None:
     """The original payload with phone numbers masked (undecodable bytes kept as they are)."""
     if value is None:

@@ -11,6 +11,7 @@ import typer
 
 from citybrain.cli import (
     api,
+    bridge,
     db,
     departments,
     doctor,
@@ -42,6 +43,7 @@ def build_app(argv: Sequence[str] | None = None) -> typer.Typer:
     app.command()(doctor.doctor)
     app.command("settings")(settings.show_settings)
     app.add_typer(stack.app, name="stack")
+    app.add_typer(bridge.app, name="bridge")
     app.add_typer(feeds.app, name="feeds")
     app.add_typer(geo.app, name="geo")
     app.add_typer(routes.app, name="routes")

@@ -1,6 +1,6 @@
-"""`citybrain run`: stack up, migrate, import the city pack, then the worker, the API and
-the simulator (when the development tools are installed) in the background, with a live
-summary line."""
+"""`citybrain run`: stack up, migrate, import the city pack, then the worker, the API, the
+MQTT bridge (when a feed comes by MQTT) and the simulator (when the development tools are
+installed) in the background, with a live summary line."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def run(
     in the background, and print a live summary line until Ctrl-C."""
     import subprocess
     import sys
+
+    from citybrain.stack import wants_mqtt
 
     stack_up()
     db_migrate()
@@ -75,6 +77,14 @@ def run(
         stdout=api_log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+    bridge_log = s.resolved_log_dir / "bridge.log"
+    bridge_proc = None
+    if wants_mqtt(s):
+        bridge_proc = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", "bridge", "mqtt"],
+            stdout=bridge_log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
     typer.echo(
         "\ncitybrain is running. Where to look next:\n"
         f"  worker log      {worker_log}\n"
@@ -85,6 +95,7 @@ def run(
         f"  metrics         http://127.0.0.1:{s.metrics_port}/metrics\n"
         f"  service logs    {s.resolved_log_dir}\n"
         f"  simulator       {sim_log if simulator else 'off (--simulate 0)'}\n"
+        f"  MQTT bridge     {bridge_log if bridge_proc else 'off (no feed comes by MQTT)'}\n"
         f"  database        psql {s.safe_conninfo()}\n"
         "                  e.g. SELECT department, status, count(*) FROM dispatches\n"
         "                  GROUP BY 1, 2;\n"
@@ -100,7 +111,9 @@ def run(
             simulator.terminate()
         api_proc.terminate()
         worker_proc.terminate()
-        for proc in (worker_proc, api_proc):
+        if bridge_proc is not None:
+            bridge_proc.terminate()
+        for proc in (worker_proc, api_proc, *([bridge_proc] if bridge_proc else [])):
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -1,4 +1,5 @@
-"""`citybrain stack up | down | status`: the local stack without Docker (Kafka, PostgreSQL)."""
+"""`citybrain stack up | down | status`: the local stack without Docker (Kafka, PostgreSQL,
+and mosquitto when a feed comes by MQTT)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from citybrain.cli.common import cli_settings, fail
 from citybrain.stack.process import ServiceStatus
 
 app = typer.Typer(
-    help="The local stack without Docker: Kafka (KRaft) and PostgreSQL.", no_args_is_help=True
+    help="The local stack without Docker: Kafka (KRaft), PostgreSQL and, when a feed comes by "
+    "MQTT, mosquitto.",
+    no_args_is_help=True,
 )
 
 
@@ -30,8 +33,9 @@ def stack_up(
         typer.Option("--sasl", help="Add a SASL_SSL listener (SCRAM-SHA-512) to every broker."),
     ] = False,
 ) -> None:
-    """Start Kafka and PostgreSQL (installing/resolving them first if needed). Idempotent."""
-    from citybrain.stack import KafkaService, Shape, StackError
+    """Start Kafka, PostgreSQL and (when a feed comes by MQTT) mosquitto, installing or
+    resolving them first if needed. Idempotent."""
+    from citybrain.stack import KafkaService, Shape, StackError, wants_mqtt
     from citybrain.stack import up as stack_up_
 
     settings = cli_settings()
@@ -45,6 +49,8 @@ def stack_up(
         f"starting postgres on 127.0.0.1:{settings.db_port} and {count} kafka broker(s) on "
         f"{kafka.address} (data in {settings.data_dir}) ..."
     )
+    if wants_mqtt(settings):
+        typer.echo(f"and mosquitto (MQTT) on {settings.mqtt_host}:{settings.mqtt_port} ...")
     try:
         statuses = stack_up_(settings, shape)
     except StackError as exc:
@@ -60,7 +66,7 @@ def stack_up(
 
 @app.command("down")
 def stack_down() -> None:
-    """Stop Kafka, then PostgreSQL."""
+    """Stop mosquitto, Kafka, then PostgreSQL."""
     from citybrain.stack import StackError, down
 
     try:

@@ -14,7 +14,14 @@ import subprocess
 from pathlib import Path
 
 from citybrain.settings import Settings
-from citybrain.stack.process import ServiceStatus, StackError, port_open, tail, wait_until
+from citybrain.stack.process import (
+    ServiceStatus,
+    StackError,
+    apt_install,
+    port_open,
+    tail,
+    wait_until,
+)
 
 POSTGRESQL_CONF = """\
 # Added by `citybrain stack up`.
@@ -99,19 +106,7 @@ class PostgresService:
         """apt-get install PostgreSQL 15 when no server is on the machine (root only)."""
         if find_bin_dir(self.settings.pg_bin_dir) is not None:
             return
-        if not self.as_root or shutil.which("apt-get") is None:
-            raise StackError(
-                "postgres: PostgreSQL 15 is not installed; run "
-                "`sudo apt-get install -y postgresql-15` (or set CITYBRAIN_PG_BIN_DIR)"
-            )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql-15"],
-        ):
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-            if proc.returncode != 0:
-                raise StackError(f"postgres: `{' '.join(cmd)}` failed: {proc.stderr[-2000:]}")
+        apt_install("postgres", ["postgresql-15"], " (or set CITYBRAIN_PG_BIN_DIR)")
 
     def _own(self, *paths: Path) -> None:
         if self.as_root:

@@ -101,3 +101,24 @@ def split_host_port(address: str, default_port: int) -> tuple[str, int]:
     if not host:
         return address, default_port
     return host, int(port)
+
+
+def apt_install(service: str, packages: list[str], hint: str = "") -> None:
+    """`apt-get install` Debian `packages` for `service` (root only): StackError with the
+    command to run by hand when not root or not Debian, or with apt's own error."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError(
+            f"{service}: {' '.join(packages)} not installed; run "
+            f"`sudo apt-get install -y {' '.join(packages)}`{hint}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+    ):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise StackError(f"{service}: `{' '.join(cmd)}` failed: {proc.stderr[-2000:]}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything citybrain needs on a Debian machine without Docker:
 # the Python virtualenv with the project, Java/Maven (apt, when absent and root), the
-# Kafka jars from Maven Central, PostgreSQL 15 (apt, when absent and root), and the Node
-# packages of the WebAssembly TimescaleDB used by the tests and of the Grafana schema check,
+# Kafka jars from Maven Central, PostgreSQL 15 and mosquitto (apt, when absent and root), the
+# Node packages of the WebAssembly TimescaleDB used by the tests and of the Grafana schema check,
 # and Debian's chromium with CJK fonts for the console's browser tests.
 set -euo pipefail
 
@@ -64,6 +64,13 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && [ -z "${CITYBRAIN_PG_BIN_DIR:-}" ]; then
   apt_install postgresql-15
 fi
+
+# --- mosquitto: the MQTT broker of the feeds that come by MQTT (`citybrain stack up` runs
+# it, `citybrain bridge mqtt` reads it) and mosquitto_pub/mosquitto_sub for tests --------
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  apt_install mosquitto mosquitto-clients
+fi
+command -v mosquitto_pub >/dev/null || apt_install mosquitto-clients
 
 # --- WebAssembly TimescaleDB (tests of the TimescaleDB path) -----------------------------
 TSDB="deploy/local/timescale"

@@ -421,6 +421,24 @@ def test_the_reports_worker_is_never_cpu_throttled_and_the_bulk_is_bounded() -> 
     assert "cpu" in telemetry["resources"]["limits"]
 
 
+def test_one_mqtt_bridge_never_two_and_its_metrics_port_is_the_settings(
+    objects: list[Object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its client id names one persistent session: one replica, the old one stopped before
+    the new one starts."""
+    obj = kustomize.find(objects, "Deployment", "citybrain-bridge-mqtt")
+    assert obj["spec"]["replicas"] == 1 and obj["spec"]["strategy"]["type"] == "Recreate"
+    s = container_settings(objects, obj, monkeypatch)
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["bridge", "mqtt"]
+    assert s.bridge_metrics_host == "0.0.0.0"  # noqa: S104
+    assert port_number(container, container["livenessProbe"]["httpGet"]["port"]) == (
+        s.bridge_metrics_port
+    )
+    annotations = obj["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == s.bridge_metrics_port
+
+
 # --- the overlays ------------------------------------------------------------------------------
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=rel)
 def test_an_overlay_names_its_namespace_image_and_city(

@@ -82,7 +82,7 @@ def test_all_builtin_feeds_load(feeds: dict[str, Feed]) -> None:
         (
             "source_kind: iot",
             'source_kind: iot\ntransport: {mqtt: {topic: "bridge/+", qos: 0}}',
-            ":4: transport.mqtt.qos: Input should be 1 or 2",
+            ":4: transport.mqtt.qos: Input should be 1",
         ),
         (
             "source_kind: iot",

@@ -28,6 +28,13 @@ PASSING: dict[type[scenarios.Common], dict[str, Any]] = {
         "waited_for": ["events.v1[2]@38"],
         "counted_after_restart": True,
     },
+    scenarios.BridgeKill: {
+        "events": 10,
+        "published": 10,
+        "kills": 1,
+        "killed_pids": [7],  # the proof
+        "event_rows": 10,
+    },
 }
 
 

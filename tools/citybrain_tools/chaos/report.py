@@ -49,7 +49,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
             )
             figures = ", ".join(
                 f"{k} {r[k]}"
-                for k in ("joins", "leaves", "lost", "side_lost", "stall_exits")
+                for k in ("joins", "leaves", "kills", "lost", "side_lost", "stall_exits", "repeats")
                 if k in r
             )
             verdict = "OK" if r["ok"] else "FAILED"

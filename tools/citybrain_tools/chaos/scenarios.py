@@ -1006,6 +1006,44 @@ def stalled_rebalance(
     return result
 
 
+# --- the MQTT bridge killed again and again (citybrain_tools.chaos.bridge) -------------------
+@dataclass
+class BridgeKill(Common):
+    published: int = 0  # QoS 1 messages the MQTT broker acknowledged to the publisher
+    publish_error: str | None = None  # the publisher stopped early: its counts prove less
+    kills: int = 0  # kill -9 of the bridge, each proven (the pid gone) and restarted
+    killed_pids: list[int] = field(default_factory=list)
+    on_raw_topic: int = 0  # the run's records written to the raw topic, every copy
+    missing_on_raw_topic: int = 0  # published messages never written to the raw topic
+    repeats: int = 0  # copies beyond the first: a kill between Kafka's ack and the PUBACK
+    repeated_messages: int = 0  # messages written more than once
+    event_rows: int = 0  # events rows of the run: one per message whatever the repeats
+
+    MUST_BE_ZERO = (*Common.MUST_BE_ZERO, "missing_on_raw_topic")
+    MUST_HOLD = (*Common.MUST_HOLD, "killed", "publisher_whole", "repeats_absorbed")
+
+    @property
+    def killed(self) -> bool:
+        return self.kills > 0 and len(self.killed_pids) == self.kills
+
+    @property
+    def publisher_whole(self) -> bool:
+        return self.publish_error is None and self.published == self.events > 0
+
+    @property
+    def repeats_absorbed(self) -> bool:
+        """Every message is one event row, however often it was written."""
+        return self.event_rows == self.events
+
+
+def bridge_kill(settings: Settings, **sizes: Any) -> BridgeKill:
+    """kill -9 `citybrain bridge mqtt` again and again while unique QoS 1 messages flow
+    (`citybrain_tools.chaos.bridge`)."""
+    from citybrain_tools.chaos.bridge import bridge_kill as run
+
+    return run(settings, **sizes)
+
+
 SCENARIOS: dict[str, Callable[..., Common]] = {
     "worker-kills": worker_kills,
     "broker-kill": broker_kill,
@@ -1015,6 +1053,7 @@ SCENARIOS: dict[str, Callable[..., Common]] = {
     "poison": poison,
     "webhook-outage": webhook_outage,
     "stall-watchdog": stalled_rebalance,
+    "bridge-kill": bridge_kill,
 }
 #: scenarios that need the cluster of three (`citybrain stack up --brokers 3`): run only
 #: when asked for by name; `broker-loss` names both

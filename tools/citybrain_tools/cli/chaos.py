@@ -16,7 +16,8 @@ def chaos(
             "--scenario",
             "-s",
             help="worker-kills, broker-kill, database-stop, rebalances, slow-event-kill,"
-            " poison, webhook-outage, stall-watchdog (repeat; default: all of these);"
+            " poison, webhook-outage, stall-watchdog, bridge-kill (repeat; default: all of"
+            " these);"
             " broker-loss (the controller, then a partition leader: needs"
             " `citybrain stack up --brokers 3`).",
         ),
@@ -43,7 +44,7 @@ def chaos(
     """Fault injection on the stack the settings name: kill -9 workers, kill the broker,
     stop PostgreSQL, rebalance, kill -9 during a slow event under agent concurrency,
     poison pills, a webhook receiver down, a worker stuck in a rebalance (the stall
-    watchdog must end it). Prints lost and
+    watchdog must end it), kill -9 the MQTT bridge while messages flow. Prints lost and
     duplicate counts (all must be 0), recovery and stall times; exits 1 when one is not.
     Progress goes to stderr."""
     from citybrain_tools.chaos.report import as_dict, render
@@ -90,6 +91,7 @@ def chaos(
         "poison": {"good": 40},
         "webhook-outage": {"events": 200, "down_for": t(300)},
         "stall-watchdog": {"events": n(200), "stall_timeout": t(10)},
+        "bridge-kill": {"events": n(5000), "rate": 200.0, "kills": 5, "every": (3.0, 6.0)},
         **{
             name: {"events": n(20_000), "rate": 500.0, "kill_after": t(15), "down_for": t(20)}
             for name in CLUSTER_SCENARIOS
