@@ -16,10 +16,11 @@ from pathlib import Path
 
 #: The Kafka producer's largest request (kafka-python's and the brokers' default, 1 MiB).
 KAFKA_MAX_REQUEST = 1_048_576
-#: Largest payload the broker accepts: a Kafka record's limit less room for the record's
-#: key, its headers (the MQTT topic among them) and the batch framing. Larger messages are
-#: refused by the broker itself, before the bridge sees them.
-MESSAGE_SIZE_LIMIT = KAFKA_MAX_REQUEST - 65_536
+#: Largest payload the broker accepts (16 MiB: bounded memory). A message larger than one
+#: Kafka record still reaches the bridge, which dead-letters it with `payload_too_large`
+#: (the payload cut, its size kept) where everyone can see it; a message the broker
+#: refused would be gone from the platform's view (an MQTT 3.1.1 publisher is not told).
+MESSAGE_SIZE_LIMIT = 16 * 1_048_576
 #: QoS 1/2 messages queued per client above those in flight (mosquitto's default 1000, and
 #: it drops beyond): a million, hours of every MQTT feed while the bridge is away.
 MAX_QUEUED_MESSAGES = 1_000_000

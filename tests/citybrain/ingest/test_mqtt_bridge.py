@@ -17,6 +17,7 @@ import pytest
 from citybrain.feeds.definition import BUILTIN_DIR, load_feeds
 from citybrain.ingest.mqtt_bridge import MqttBridge, forget_session
 from citybrain.settings import Settings
+from citybrain.stack.mosquitto import bridge_password
 from tests.citybrain.ingest.mqtt_helpers import (
     Forwarder,
     bridge_process,
@@ -154,3 +155,45 @@ def test_with_kafka_unreachable_nothing_is_acked_and_after_it_returns_everything
         assert not wait_for(lambda: again.received > 0, 3), again.received
     finally:
         again.stop(5.0)
+
+
+def test_a_payload_too_large_for_kafka_is_dead_lettered_with_its_reason_not_dropped(
+    stack: Settings, client_id: str, tmp_path: Path
+) -> None:
+    """Larger than one Kafka record, smaller than the broker's limit: the bridge writes its
+    dead letter (the payload cut, its size kept), acknowledges it, and goes on."""
+    import subprocess
+
+    marker = uuid.uuid4().hex[:8]
+    big = json.dumps({"imei": f"T{marker}-big", "run": marker, "pad": "x" * 1_500_000})
+    start, dlq_start = end_offsets(stack, RAW), end_offsets(stack, RAW + ".dlq")
+    log = tmp_path / "bridge.log"
+    with bridge_process(
+        log, CITYBRAIN_MQTT_CLIENT_ID=client_id, CITYBRAIN_BRIDGE_METRICS_PORT=str(free_port())
+    ):
+        assert wait_for(lambda: logged(log, "bridge_subscribed"), 60), log.read_text()
+        sent = subprocess.run(
+            [
+                "mosquitto_pub",
+                *("-h", stack.mqtt_host, "-p", str(stack.mqtt_port), "-q", "1", "-s"),
+                *("-u", stack.mqtt_username, "-P", bridge_password(stack)),
+                *("-t", f"manhole/{marker}/report"),
+            ],
+            input=big.encode(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert sent.returncode == 0, sent.stderr
+        publish_lines(stack, f"manhole/{marker}/report", reports(marker, 1))  # after it
+        needle = f'"run": "{marker}"'.encode()
+        assert wait_for(lambda: len(records_after(stack, RAW, start, needle)) == 1, 60), (
+            log.read_text()[-3000:]
+        )
+        (letter,) = records_after(stack, RAW + ".dlq", dlq_start, marker.encode())
+    headers = dict(letter.headers)
+    assert headers["dlq.reason"] == b"payload_too_large"
+    assert headers["dlq.stage"] == b"bridge"
+    assert headers["dlq.mqtt.topic"] == f"manhole/{marker}/report".encode()
+    assert int(headers["dlq.value.truncated_from"]) == len(big)
+    assert 0 < len(letter.value) < len(big)
