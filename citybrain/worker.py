@@ -49,14 +49,10 @@ def run_worker(settings: Settings, stages: Iterable[str] | str | None = None) ->
     """Ask the cluster for its size (the topic policy, `streams.replication`), build the
     worker and run it until Ctrl-C / SIGTERM (Faust's worker loop). A refused login, a
     policy the cluster cannot give or a cluster that never answers ends it with the reason."""
-    import signal
-
-    import faust
-
     from citybrain.streams.clients import KafkaLoginError
     from citybrain.streams.replication import PolicyError, resolve_policy
+    from citybrain.streams.runtime import Worker as FaustWorker
     from citybrain.streams.runtime import tune_gc
-    from citybrain.streams.watchdog import dump_tasks_on_signal
 
     try:
         policy = resolve_policy(settings)
@@ -68,7 +64,6 @@ def run_worker(settings: Settings, stages: Iterable[str] | str | None = None) ->
         "worker built", stages=worker.stages, agents=sorted(worker.app.agents)
     )
     tune_gc()  # after the stages and their configuration are loaded
-    dump_tasks_on_signal(signal.SIGUSR2)  # `kill -USR2 <pid>`: what every task waits for
-    faust.Worker(
+    FaustWorker(  # faust's, with SIGUSR2 logging every task (`streams.runtime`)
         worker.app, loglevel=settings.log_level.lower(), override_logging=False
     ).execute_from_commandline()

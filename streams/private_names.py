@@ -60,6 +60,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     PrivateName(CONSUMER, "_paused_partitions", "transport.py", "pauses kept at a seek"),
     PrivateName("mode.services:Service", "_stopped", "transport.py", "the fetcher's stop flag"),
     PrivateName(
+        "mode.worker:Worker",
+        "_on_sigusr2",
+        "runtime.py",
+        "overridden: SIGUSR2 logs every task (mode enters pdb)",
+    ),
+    PrivateName(
         "faust.types.tuples",
         "ack_lock",
         "inflight.py",

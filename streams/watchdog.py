@@ -210,22 +210,17 @@ def task_stacks(loop: asyncio.AbstractEventLoop, limit: int = 12) -> list[str]:
     return stacks
 
 
-def dump_tasks_on_signal(signum: int) -> None:
-    """On `signum` (SIGUSR2: `kill -USR2 <pid>`), log every task of every event loop of the
-    process (the worker's and its consumer thread's) with where it waits: what a worker
-    that consumes nothing without stalling a marked phase is waiting for."""
+def log_every_task() -> None:
+    """Log every task of every event loop of the process (the worker's and its consumer
+    thread's) with where it waits: what a worker that consumes nothing without stalling a
+    watched phase is waiting for (`kill -USR2 <pid>`, `streams.runtime.Worker`)."""
     import gc
-    import signal
 
-    def dump(_signum: int, _frame: Any) -> None:
-        loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
-        for index, loop in enumerate(loops):
-            if loop.is_closed():
-                continue
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    for index, loop in enumerate(loops):
+        if not loop.is_closed():
             log.warning("tasks on signal", loop=index, tasks=task_stacks(loop, limit=20))
-        _flush_logs()
-
-    signal.signal(signum, dump)
+    _flush_logs()
 
 
 def _flush_logs() -> None:

@@ -88,16 +88,16 @@ def test_fire_logs_records_and_exits_with_the_stall_status_then_the_next_worker_
 def test_sigusr2_logs_every_task_of_every_loop_with_where_it_waits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The worker's SIGUSR2 (mode's enters pdb) logs each task of each event loop, the
+    consumer thread's too, with where it waits."""
     import asyncio
-    import os
-    import signal
     import threading
 
     from citybrain.streams import watchdog
+    from citybrain.streams.runtime import Worker
 
     logged: list[dict[str, object]] = []
     monkeypatch.setattr(watchdog.log, "warning", lambda event, **kw: logged.append(kw))
-    previous = signal.getsignal(signal.SIGUSR2)
     loop = asyncio.new_event_loop()
     release = threading.Event()
     tasks: list[asyncio.Task[None]] = []
@@ -115,12 +115,43 @@ def test_sigusr2_logs_every_task_of_every_loop_with_where_it_waits(
     thread.start()
     try:
         assert release.wait(5)
-        watchdog.dump_tasks_on_signal(signal.SIGUSR2)
-        os.kill(os.getpid(), signal.SIGUSR2)
+        Worker._on_sigusr2(None)  # type: ignore[arg-type]  # what mode calls on SIGUSR2
         stacks = [s for entry in logged for s in entry["tasks"]]  # type: ignore[attr-defined]
         assert any("waits_for_the_consumer_thread" in s for s in stacks), stacks
     finally:
-        signal.signal(signal.SIGUSR2, previous)
         loop.call_soon_threadsafe(tasks[0].cancel)
         thread.join(10)
         loop.close()
+
+
+def test_a_commit_is_a_watched_phase_from_its_start_to_its_end(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A commit flushes the producer first, and a flush that never ends (a batch for a
+    partition whose leader died) stops every commit after it: watched, it is a stall."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from citybrain.streams.transport import Consumer
+
+    clock = Clock()
+    dog = Watchdog(5.0, tmp_path, exit=lambda status: None, clock=clock)
+    seen: list[list[str]] = []
+
+    async def flush_then_commit(self: object, topics: object = None, **kw: object) -> bool:
+        seen.append(list(dog.waits))
+        clock.now += 6  # a flush that does not end
+        return True
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "force_commit", flush_then_commit)
+    consumer = Consumer.__new__(Consumer)
+    consumer.app = SimpleNamespace(watchdog=dog)  # type: ignore[assignment]
+    assert asyncio.run(consumer.force_commit()) is True
+    assert seen == [["commit"]]  # watched while it ran
+    assert dog.waits == {} and dog.check() is None  # and no longer once it ended
+    dog.begin("commit")  # one that does not end
+    clock.now += 6
+    stall = dog.check()
+    assert stall is not None and stall.phase == "commit"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from citybrain.settings import Settings
 from citybrain.stack.mosquitto_config import (
     KAFKA_MAX_REQUEST,
@@ -62,7 +64,8 @@ def test_as_root_it_drops_to_the_user_given() -> None:
     assert options(mosquitto_conf(WHERE, "mosquitto"))["user"] == ["mosquitto"]
 
 
-def test_the_port_and_host_are_the_settings() -> None:
+def test_the_port_and_host_are_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CITYBRAIN_MQTT_PORT", raising=False)  # CI may run on other ports
     s = Settings(mqtt_port=18999, mqtt_host="127.0.0.2", data_dir=Path("/x"))
     where = place(s.mqtt_host, s.mqtt_port, s.data_dir, s.resolved_log_dir)
     assert options(mosquitto_conf(where))["listener"] == ["18999 127.0.0.2"]
