@@ -31,6 +31,8 @@ class Robot:
     window: float = 60.0
     accepted: list[dict[str, Any]] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
+    #: every well-formed message that reached the robot, accepted or not, in arrival order
+    offered: list[dict[str, Any]] = field(default_factory=list)
     recent: list[float] = field(default_factory=list)
 
     def too_fast(self) -> bool:
@@ -96,6 +98,7 @@ class RobotReceivers:
         return 404, "no such path"
 
     def _take(self, robot: Robot, message: dict[str, Any]) -> tuple[int, str]:
+        robot.offered.append(message)
         if robot.too_fast():
             code, text = RATE_ANSWERS[robot.platform]
             robot.refused.append((code, text))

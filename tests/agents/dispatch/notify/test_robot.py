@@ -132,17 +132,12 @@ def test_every_robot_shows_each_task_once_paced_and_signed(
     assert all("[New task]" in str(m) for m in feishu.accepted)  # the English set
     assert all("燃气" in m["markdown"]["title"] for m in ding.accepted)
 
-    # the limited robot refused some, and still shows all, in the order first offered
+    # the limited robot refused some, and still shows all, in the order they first reached
+    # it (the robot's own view: attempts recorded in one pass can share their time)
     assert wecom.refused and wecom.refused[0][0] == 45009
-    with psycopg.connect(stack.conninfo()) as conn:
-        first_offered = [
-            row[0].split(":")[0]
-            for row in conn.execute(
-                "SELECT message_id FROM delivery_attempts WHERE destination = 'wecom:gas-wecom'"
-                " AND attempt = 1 AND message_id LIKE ANY(%s) ORDER BY at",
-                ([f"{t}:%" for t in tasks],),
-            ).fetchall()
-        ]
+    offered = [t for m in wecom.offered for t in tasks if t in str(m)]
+    first_offered = list(dict.fromkeys(offered))
+    assert len(offered) > len(first_offered)  # some came again after a refusal
     assert shown(wecom) == first_offered
 
     # the wrongly signed robot: refused by its receiver, nothing shown, dead at once
