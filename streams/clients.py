@@ -114,6 +114,20 @@ def login_error(exc: BaseException | str, settings: Settings) -> KafkaLoginError
             f"{settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): check "
             f"CITYBRAIN_KAFKA_SASL_PASSWORD. The broker said: {text}"
         )
+    if (
+        "socket disconnected" in lowered
+        and settings.kafka_security_protocol.startswith("SASL")
+        and "handshake" not in lowered
+    ):
+        # the broker answers a refused SCRAM login and closes the connection at once;
+        # kafka-python over TLS sometimes sees only the close (the broker's log says
+        # "invalid credentials")
+        return KafkaLoginError(
+            f"Kafka at {target} closed the connection during the login of "
+            f"CITYBRAIN_KAFKA_SASL_USERNAME={settings.kafka_sasl_username!r} "
+            f"({settings.kafka_sasl_mechanism}), as it does for wrong credentials: check "
+            f"CITYBRAIN_KAFKA_SASL_PASSWORD. The client said: {text}"
+        )
     if "certificate" in lowered or ("ssl" in lowered and "handshake" in lowered):
         return KafkaLoginError(
             f"TLS with Kafka at {target} failed: check CITYBRAIN_KAFKA_SSL_CAFILE="
@@ -127,7 +141,7 @@ class _Refusals(logging.Handler):
     """Collects what the client library logs about refused logins and TLS handshakes (it
     retries them and then raises only a bootstrap timeout)."""
 
-    WORDS = ("authentication", "sasl", "certificate", "handshake")
+    WORDS = ("authentication", "sasl", "certificate", "handshake", "socket disconnected")
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -153,7 +167,8 @@ def refused_logins(settings: Settings) -> Iterator[None]:
         raise
     except Exception as exc:
         refused = login_error(exc, settings)
-        for text in refusals.seen:
+        # what named the cause (a refused login, a certificate) before a bare disconnect
+        for text in sorted(refusals.seen, key=lambda t: "socket disconnected" in t.lower()):
             refused = refused or login_error(text, settings)
         if refused is not None:
             raise refused from exc

@@ -78,3 +78,29 @@ def test_a_refused_login_names_the_setting_and_other_failures_are_not_logins() -
     assert login_error(KafkaConnectionError("connection refused"), settings) is None
     bad_ca = login_error(ssl.SSLCertVerificationError("certificate verify failed"), settings)
     assert bad_ca is not None and "CITYBRAIN_KAFKA_SSL_CAFILE" in str(bad_ca)
+
+
+def test_a_sasl_listener_closing_the_connection_at_login_names_the_password() -> None:
+    """The broker answers a wrong SCRAM password and closes at once; over TLS kafka-python
+    can see only the close. On a SASL listener that is a login refused; elsewhere it is not."""
+    settings = Settings(**SASL)  # type: ignore[arg-type]
+    closed = "<KafkaSSLTransport [127.0.0.1:9094<-54442]>: socket disconnected"
+    refused = login_error(closed, settings)
+    assert refused is not None and "CITYBRAIN_KAFKA_SASL_PASSWORD" in str(refused)
+    plain = settings.model_copy(update={"kafka_security_protocol": "SSL"})
+    assert login_error(closed, plain) is None
+
+
+def test_a_certificate_refusal_is_named_before_a_disconnect_logged_first() -> None:
+    import logging
+
+    from citybrain.streams.clients import refused_logins
+
+    settings = Settings(**SASL)  # type: ignore[arg-type]
+    with (
+        pytest.raises(KafkaLoginError, match="CITYBRAIN_KAFKA_SSL_CAFILE"),
+        refused_logins(settings),
+    ):
+        logging.getLogger("kafka").error("<KafkaSSLTransport>: socket disconnected")
+        logging.getLogger("kafka").error("SSL handshake failed: certificate verify failed")
+        raise KafkaConnectionError("Unable to bootstrap")
