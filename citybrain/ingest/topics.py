@@ -34,17 +34,6 @@ def filter_problem(topic_filter: str) -> str | None:
     return None
 
 
-def topic_problem(topic: str) -> str | None:
-    """Why `topic` is not a topic a client may publish to, or None."""
-    if not topic:
-        return "an empty topic"
-    if "+" in topic or "#" in topic:
-        return "a wildcard in a topic name"
-    if "\x00" in topic:
-        return "a NUL character"
-    return None
-
-
 def matches(topic_filter: str, topic: str) -> bool:
     """Whether a message published on `topic` is delivered to `topic_filter`."""
     if topic.startswith("$") and topic_filter[:1] in ("+", "#"):

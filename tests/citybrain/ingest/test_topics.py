@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from citybrain.ingest.topics import filter_problem, matches, overlap, topic_problem
+from citybrain.ingest.topics import filter_problem, matches, overlap
 
 
 @pytest.mark.parametrize(
@@ -64,9 +64,3 @@ def test_matches(topic_filter: str, topic: str, matched: bool) -> None:
 def test_overlap(a: str, b: str, shared: bool) -> None:
     assert overlap(a, b) is shared
     assert overlap(b, a) is shared
-
-
-def test_topic_problem() -> None:
-    assert topic_problem("manhole/MH1/report") is None
-    assert topic_problem("manhole/+/report") == "a wildcard in a topic name"
-    assert topic_problem("") == "an empty topic"
