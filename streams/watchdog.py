@@ -64,11 +64,14 @@ class Stall:
 
 
 def overdue(waits: list[Wait], now: float, limit: float) -> Stall | None:
-    """The phase that has waited longest without progress, if beyond `limit` (pure)."""
+    """The phase that has waited longest without progress, if beyond `limit` (pure).
+
+    The wait is not rounded: a stall is strictly over the limit, and so is what it reports
+    (rounded to 0.1 s, 6.04 s over a 6 s limit read as 6.0, not over it)."""
     worst = max(waits, key=lambda w: now - w.progress_at, default=None)
     if worst is None or now - worst.progress_at <= limit:
         return None
-    return Stall(worst.phase, round(now - worst.progress_at, 1))
+    return Stall(worst.phase, now - worst.progress_at)
 
 
 class Watchdog:

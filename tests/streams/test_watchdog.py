@@ -19,6 +19,7 @@ from citybrain.streams.watchdog import EXIT_STALLED, LOOP, Wait, Watchdog, overd
         ([Wait("wait_empty", 0.0, 30.0)], 100.0, ("wait_empty", 70.0)),
         ([Wait("wait_empty", 0.0, 95.0), Wait("assign", 0.0, 20.0)], 100.0, ("assign", 80.0)),
         ([Wait("revoke", 0.0, 40.0)], 100.0, None),  # exactly the limit is not over it
+        ([Wait("revoke", 0.0, 39.96)], 100.0, ("revoke", 100.0 - 39.96)),  # over, and says so
     ],
 )
 def test_overdue_names_the_phase_that_waited_longest_without_progress(
