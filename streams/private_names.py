@@ -66,6 +66,18 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "overridden: SIGUSR2 logs every task (mode enters pdb)",
     ),
     PrivateName(
+        "mode.worker:Worker",
+        "_gather_all",
+        "runtime.py",
+        "overridden: the tasks left at a stop get 0.2 s, not 1 s",
+    ),
+    PrivateName(
+        "mode.worker:Worker",
+        "_sentinel_task",
+        "runtime.py",
+        "overridden: the last pass before the loop closes is short, not 1 s",
+    ),
+    PrivateName(
         "faust.types.tuples",
         "ack_lock",
         "inflight.py",

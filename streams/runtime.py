@@ -14,11 +14,18 @@ mode's worker answers SIGUSR2 by entering pdb on the event loop, which a service
 supervisor has no terminal for; citybrain's logs every task of every event loop with where
 it waits instead (`kill -USR2 <pid>`; the chaos scenarios do it to a worker that did not
 finish).
+
+At a stop, mode waits 1 s for the tasks left once the services have stopped, cancels them,
+and sleeps 1 s more before it closes the loop: two seconds on every stop, at every restart
+after a stall and in every test that stops a worker. Here the tasks left get at most
+`LAST_TASKS_GRACE`, and cancelled ones one short pass to unwind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 
 import faust
 
@@ -27,6 +34,8 @@ from citybrain.streams.watchdog import log_every_task
 #: allocations between young collections, young collections between middle ones, middle
 #: ones between full ones (CPython's defaults: 700, 10, 10)
 THRESHOLDS = (50_000, 20, 100)
+#: seconds the tasks left at a stop may take to end before they are cancelled (mode: 1)
+LAST_TASKS_GRACE = 0.2
 
 
 def tune_gc() -> tuple[int, int, int]:
@@ -43,3 +52,16 @@ class Worker(faust.Worker):
 
     def _on_sigusr2(self) -> None:
         log_every_task()
+
+    def _gather_all(self) -> None:
+        """The tasks left once the services stopped: awaited `LAST_TASKS_GRACE` at most,
+        then cancelled."""
+        deadline = time.monotonic() + LAST_TASKS_GRACE
+        while asyncio.all_tasks(self.loop) and time.monotonic() < deadline:
+            self.loop.run_until_complete(asyncio.sleep(0.02))
+        for task in asyncio.all_tasks(self.loop):
+            task.cancel()
+
+    async def _sentinel_task(self) -> None:
+        """The last pass before the loop closes: the cancelled tasks unwind (mode: 1 s)."""
+        await asyncio.sleep(0.05)
