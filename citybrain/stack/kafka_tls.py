@@ -10,15 +10,18 @@ when set, else generated once.
 
 from __future__ import annotations
 
-import secrets
+import os
 import subprocess
 from pathlib import Path
 
 from citybrain.settings import Settings
 from citybrain.stack.kafka_config import Tls
+from citybrain.stack.passwords import generate_password
 from citybrain.stack.process import StackError
 
 DEFAULT_USER = "citybrain"
+#: the environment variable keytool reads the keystores' password from
+PASSWORD_ENV = "CITYBRAIN_KEYSTORE_PASSWORD"  # noqa: S105 (a variable name)
 
 
 def tls_dir(settings: Settings) -> Path:
@@ -37,7 +40,7 @@ def ensure_tls(settings: Settings, keytool: str, hosts: tuple[str, ...]) -> Tls:
     folder.mkdir(parents=True, exist_ok=True)
     password_file = folder / "keystore.password"
     if not password_file.exists():
-        _secret_file(password_file, secrets.token_urlsafe(18))
+        _secret_file(password_file, generate_password())
     password = password_file.read_text(encoding="utf-8").strip()
     keystore = folder / "broker.p12"
     if keystore.exists() and (folder / "ca.pem").exists():
@@ -45,7 +48,9 @@ def ensure_tls(settings: Settings, keytool: str, hosts: tuple[str, ...]) -> Tls:
     for stale in ("ca.p12", "broker.p12", "broker.csr", "broker.pem", "ca.pem"):
         (folder / stale).unlink(missing_ok=True)
     names = ",".join(f"ip:{h}" if h[0].isdigit() else f"dns:{h}" for h in (*hosts, "localhost"))
-    store = ["-storetype", "PKCS12", "-storepass", password, "-keypass", password]
+    # the password by environment, never on the command line (where `ps` shows it, and where
+    # one beginning with -J is a JVM option to the Java launcher)
+    store = ["-storetype", "PKCS12", "-storepass:env", PASSWORD_ENV, "-keypass:env", PASSWORD_ENV]
     steps = [
         ["-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-validity", "3650",
          "-dname", "CN=citybrain local CA", "-ext", "bc:c", "-ext", "KU=keyCertSign,cRLSign",
@@ -65,7 +70,12 @@ def ensure_tls(settings: Settings, keytool: str, hosts: tuple[str, ...]) -> Tls:
     ]  # fmt: skip
     for args in steps:
         proc = subprocess.run(
-            [keytool, *args], cwd=folder, capture_output=True, text=True, check=False
+            [keytool, *args],
+            cwd=folder,
+            env={**os.environ, PASSWORD_ENV: password},
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise StackError(f"kafka TLS: keytool {args[0]} failed: {proc.stdout}{proc.stderr}")
@@ -82,7 +92,7 @@ def sasl_login(settings: Settings) -> tuple[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     stored = folder / "sasl.password"
     if not stored.exists():
-        _secret_file(stored, secrets.token_urlsafe(18))
+        _secret_file(stored, generate_password())
     return user, stored.read_text(encoding="utf-8").strip()
 
 

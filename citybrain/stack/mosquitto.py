@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 from citybrain.settings import Settings
 from citybrain.stack.mosquitto_config import MosquittoPlace, mosquitto_conf, place
+from citybrain.stack.passwords import generate_password
 from citybrain.stack.process import (
     ServiceStatus,
     StackError,
@@ -53,7 +53,7 @@ def bridge_password(settings: Settings, *, create: bool = False) -> str:
             "makes the local broker's login"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(24)
+    password = generate_password()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(password + "\n")
