@@ -434,14 +434,6 @@ class Settings(BaseSettings):
         "once (lowest latency: the incidents worker), a few ms sends fewer, larger requests "
         "(the telemetry worker).",
     )
-    kafka_request_timeout: float = Field(
-        30.0,
-        gt=0,
-        description="Seconds the worker's producer waits for the broker's answer to one "
-        "request (a metadata lookup, a produce request, a connection) before it gives up on "
-        "it and asks again, another broker for metadata. Records stay buffered meanwhile, "
-        "for Faust's producer timeout.",
-    )
     stall_timeout: float = Field(
         60.0,
         ge=0,

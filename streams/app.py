@@ -29,12 +29,10 @@ class App(faust.App):
     """Faust's App on citybrain's transport (`streams.transport`: an eager drain loop and
     batch delivery for `streams.batches.BatchTopic`s), whose agents' queues release what a
     rebalance drops (`streams.inflight`). `policy`: what the topics it creates get
-    (`streams.replication`); `idempotent`: its producer's `enable.idempotence`;
-    `client_request_timeout`: seconds its producer's client waits for one answer."""
+    (`streams.replication`); `idempotent`: its producer's `enable.idempotence`."""
 
     policy: TopicPolicy = TopicPolicy()
     idempotent: bool = True
-    client_request_timeout: float = 30.0
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -155,6 +153,5 @@ def create_app(settings: Settings, policy: TopicPolicy | None = None) -> App:
     )
     app.policy = policy
     app.idempotent = settings.kafka_idempotence
-    app.client_request_timeout = settings.kafka_request_timeout
     app.watchdog = Watchdog(settings.stall_timeout, datadir / "stalls")
     return app

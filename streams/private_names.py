@@ -105,18 +105,6 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     ),
     PrivateName(
         "faust.transport.drivers.aiokafka:Producer",
-        "_new_producer",
-        "transport.py",
-        "overridden: the client's own request timeout",
-    ),
-    PrivateName(
-        "aiokafka.client:AIOKafkaClient",
-        "_request_timeout_ms",
-        "transport.py",
-        "one request's timeout, apart from how long records stay buffered",
-    ),
-    PrivateName(
-        "faust.transport.drivers.aiokafka:Producer",
         "_producer",
         "health.py",
         "the readiness probe asks the broker for metadata on the worker's own producer",

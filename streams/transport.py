@@ -314,28 +314,13 @@ class Consumer(faust_aiokafka.Consumer):
 
 class Producer(faust_aiokafka.Producer):
     """Faust's producer, idempotent when the app says so (Faust asks for it only inside
-    transactions): with acks=all, a send the client retries is written once.
-
-    Its client waits `app.client_request_timeout` for the answer to one request. Faust gives the
-    whole producer one timeout, `producer_request_timeout` (20 minutes): how long a record
-    may stay buffered without a leader, and also how long a metadata request may go
-    unanswered. A commit flushes the producer, and the sender waits for the metadata
-    update when a partition's leader is unknown, so one unanswered metadata request held a
-    worker's commits for minutes. Here a request is abandoned after the client's timeout
-    (the metadata update asks the next broker) while the records keep Faust's 20 minutes."""
+    transactions): with acks=all, a send the client retries is written once."""
 
     def _settings_extra(self) -> Any:
         extra = dict(super()._settings_extra())
         if getattr(self.app, "idempotent", False):
             extra |= {"acks": "all", "enable_idempotence": True}
         return extra
-
-    def _new_producer(self, transactional_id: str | None = None) -> Any:
-        producer = super()._new_producer(transactional_id)
-        timeout = getattr(self.app, "client_request_timeout", None)
-        if timeout:
-            producer.client._request_timeout_ms = int(timeout * 1000)
-        return producer
 
 
 class Transport(faust_aiokafka.Transport):
