@@ -17,6 +17,7 @@ from mode.utils.queues import ThrowableQueue
 from citybrain.settings import Settings
 from citybrain.streams.clients import faust_credentials
 from citybrain.streams.inflight import ReleasingQueue
+from citybrain.streams.producer_state import producer_state
 from citybrain.streams.replication import TopicPolicy
 from citybrain.streams.transport import Transport
 from citybrain.streams.watchdog import Watchdog
@@ -93,7 +94,8 @@ class App(faust.App):
 
     def in_flight(self) -> dict[str, Any]:
         """What the worker waits for: the records taken and not acked (topic, partition,
-        offset; the oldest first), whether a commit is under way, the rebalance state."""
+        offset; the oldest first), whether a commit is under way, the rebalance state, and
+        what the producer holds (`streams.producer_state`)."""
         consumer: Any = self.consumer
         tables: Any = self.tables
         messages: list[Any] = []
@@ -119,6 +121,8 @@ class App(faust.App):
             "commit_in_progress": consumer._commit_fut is not None,
             "rebalancing": bool(self.rebalancing),
             "in_recovery": bool(tables.recovery.in_recovery),
+            # what a commit's flush waits for
+            **producer_state(getattr(self.producer, "_producer", None)),
         }
 
 

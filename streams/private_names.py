@@ -115,6 +115,43 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "tables.py",
         "changelog writes acknowledged in a batch",
     ),
+    # --- aiokafka's producer, read by the watchdog's report (producer_state.py) -------------
+    PrivateName(
+        "aiokafka.producer.producer:AIOKafkaProducer",
+        "_message_accumulator",
+        "producer_state.py",
+        "the batches a flush waits for",
+    ),
+    PrivateName(
+        "aiokafka.producer.producer:AIOKafkaProducer",
+        "_sender",
+        "producer_state.py",
+        "the requests in flight",
+    ),
+    PrivateName(
+        "aiokafka.producer.message_accumulator:MessageAccumulator",
+        "_batches",
+        "producer_state.py",
+        "batches queued per partition",
+    ),
+    PrivateName(
+        "aiokafka.producer.message_accumulator:MessageAccumulator",
+        "_pending_batches",
+        "producer_state.py",
+        "batches sent and not answered",
+    ),
+    PrivateName(
+        "aiokafka.producer.sender:Sender",
+        "_muted_partitions",
+        "producer_state.py",
+        "partitions with a request in flight",
+    ),
+    PrivateName(
+        "aiokafka.producer.sender:Sender",
+        "_in_flight",
+        "producer_state.py",
+        "nodes with a request in flight",
+    ),
 )
 
 
