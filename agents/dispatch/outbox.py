@@ -44,11 +44,12 @@ class Outbox:
         self.dead_letters = topic(ctx.app, TOPICS.dispatch_dead_letters)
         declare_on_start(ctx.app, self.dead_letters)
         self.in_flight: set[asyncio.Future[None]] = set()
+        self.started = False  # notifiers started: before, a send auto-created a Kafka topic
 
     @property
     def can_deliver_directly(self) -> bool:
-        """Whether the agent may send what it just queued itself (else the loop does)."""
-        return len(self.in_flight) < DIRECT_MAX
+        """Whether the agent sends what it queued (else the loop, after notifiers start)."""
+        return self.started and len(self.in_flight) < DIRECT_MAX
 
     def deliver_now(self, queued: list[Outgoing]) -> None:
         """Send what the agent just queued (leased to it) without waiting for it: the
@@ -63,6 +64,7 @@ class Outbox:
         `delivery_interval` (retries fall due with time)."""
         for notifier in self.notifiers.values():
             await notifier.start()
+        self.started = True
         wake = self.ctx.outbox_wake
         try:
             while True:
