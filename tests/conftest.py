@@ -94,7 +94,9 @@ def cluster(stack: Settings) -> Iterator[Settings]:
     try:
         yield settings.model_copy(update={"kafka_bootstrap_servers": kafka.address})
     finally:
-        kafka.down()
+        # the tests' own throwaway cluster: killed, not shut down (three brokers stopped
+        # together can wait out `down`'s 30 s for a quorum that leaves with them)
+        kafka.kill()
 
 
 TSDB_DIR = PROJECT_ROOT / "deploy" / "local" / "timescale"
