@@ -6,7 +6,8 @@ sender idle and no produce request in flight; this names, per partition, the bat
 queued and the leader the client knows for it, the partitions muted by a request in flight,
 the nodes with one, and the batches sent but not answered, so that the next such stall
 shows where the batch is held. Read-only, from aiokafka's internals (listed in
-`streams.private_names`); an error reading them gives an `error` entry, never a failure."""
+`streams.private_names`); an error reading them gives a `producer_state_error` entry,
+never a failure."""
 
 from __future__ import annotations
 
@@ -24,29 +25,24 @@ def producer_state(aiokafka_producer: Any) -> dict[str, Any]:
         accumulator = aiokafka_producer._message_accumulator
         sender = aiokafka_producer._sender
         cluster = aiokafka_producer.client.cluster
+
+        def name(tp: Any) -> str:
+            return f"{tp.topic}[{tp.partition}]"
+
         queued = sorted(
-            (tp.topic, tp.partition, len(batches))
-            for tp, batches in list(accumulator._batches.items())
-            if batches
+            ((tp, len(batches)) for tp, batches in list(accumulator._batches.items()) if batches),
+            key=lambda item: (item[0].topic, item[0].partition),
         )
-        unanswered = sorted({(b.tp.topic, b.tp.partition) for b in accumulator._pending_batches})
+        unanswered = sorted({name(b.tp) for b in accumulator._pending_batches})
         return {
             "producer_queued": [
-                f"{t}[{p}] batches={n} leader={cluster.leader_for_partition(_tp(t, p))}"
-                for t, p, n in queued[:NAMED]
+                f"{name(tp)} batches={n} leader={cluster.leader_for_partition(tp)}"
+                for tp, n in queued[:NAMED]
             ],
             "producer_queued_partitions": len(queued),
-            "producer_sent_unanswered": [f"{t}[{p}]" for t, p in unanswered[:NAMED]],
-            "producer_muted": sorted(
-                f"{tp.topic}[{tp.partition}]" for tp in sender._muted_partitions
-            )[:NAMED],
+            "producer_sent_unanswered": unanswered[:NAMED],
+            "producer_muted": sorted(name(tp) for tp in sender._muted_partitions)[:NAMED],
             "producer_in_flight_nodes": sorted(str(n) for n in sender._in_flight),
         }
     except Exception as exc:  # a diagnosis must not end the watchdog's report
         return {"producer_state_error": f"{type(exc).__name__}: {exc}"}
-
-
-def _tp(topic: str, partition: int) -> Any:
-    from aiokafka.structs import TopicPartition
-
-    return TopicPartition(topic, partition)
