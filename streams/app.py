@@ -19,6 +19,7 @@ from citybrain.streams.clients import faust_credentials
 from citybrain.streams.inflight import ReleasingQueue
 from citybrain.streams.producer_state import producer_state
 from citybrain.streams.replication import TopicPolicy
+from citybrain.streams.tables import TableManager
 from citybrain.streams.transport import Transport
 from citybrain.streams.watchdog import Watchdog
 
@@ -154,6 +155,7 @@ def create_app(settings: Settings, policy: TopicPolicy | None = None) -> App:
         producer_linger_ms=settings.kafka_linger_ms,
         key_serializer="raw",
         value_serializer="raw",
+        TableManager=TableManager,  # no fixed wait at start (`streams.tables`)
     )
     app.policy = policy
     app.idempotent = settings.kafka_idempotence

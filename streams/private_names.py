@@ -110,6 +110,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "the readiness probe asks the broker for metadata on the worker's own producer",
     ),
     PrivateName(
+        "faust.tables.manager:TableManager",
+        "_update_channels",
+        "tables.py",
+        "on_start without Faust's 1 s sleep: the rest of its body",
+    ),
+    PrivateName(
         "faust.tables.base:Collection",
         "_on_changelog_sent",
         "tables.py",
