@@ -169,6 +169,13 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def wait_ready(self, timeout: float = 90.0) -> WorkerProcess:
+        """Until the worker has its partitions and has recovered its tables (Faust logs
+        "Worker ready" then); fails with the log's tail if it exits or takes longer."""
+        wait_for(lambda: b"Worker ready" in self.log_path.read_bytes() or not self.alive(), timeout)
+        assert self.alive() and b"Worker ready" in self.log_path.read_bytes(), self.log()[-3000:]
+        return self
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

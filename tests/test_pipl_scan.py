@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,7 +76,7 @@ def test_no_readable_place_holds_a_callers_number(stack: Settings, worker_factor
     group = f"test-pipl-{run}"
     start_group_at_end(stack, group)
     worker = worker_factory(CITYBRAIN_APP_ID=group)
-    time.sleep(8)
+    worker.wait_ready()
     lon, lat = a_place_in("310104", rng)
     now = (datetime.now(UTC) + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
     produce(

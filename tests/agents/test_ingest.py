@@ -5,7 +5,6 @@ reason."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +37,7 @@ def test_streetlight_records_posted_over_http_become_dispatched_incidents(
     group = f"test-ingest-{uuid.uuid4().hex[:8]}"
     start_group_at_end(stack, group)  # this test's records, not the suite's history
     worker = worker_factory(CITYBRAIN_APP_ID=group)
-    time.sleep(8)
+    worker.wait_ready()
     run = uuid.uuid4().hex[:8]
     now = datetime.now(UTC).isoformat(timespec="seconds")
     lamps = [

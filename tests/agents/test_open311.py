@@ -5,7 +5,6 @@ GET requests/{id} shows it closed with the department's note."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from typing import Any
 
@@ -46,7 +45,7 @@ def test_open311_request_dispatched_resolved_and_closed(
     group = f"test-open311-{uuid.uuid4().hex[:8]}"
     start_group_at_end(stack, group)
     worker = worker_factory(CITYBRAIN_APP_ID=group)
-    time.sleep(8)
+    worker.wait_ready()
     lon, lat = a_place_in("310104", random.Random())  # 徐汇区
     marker = uuid.uuid4().hex[:8]
     with TestClient(create_app(stack)) as client:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -98,7 +97,7 @@ def simulated(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     }
     worker = WorkerProcess(env, tmp_path_factory.mktemp("grafana") / "worker.log").start()
     try:
-        time.sleep(8)
+        worker.wait_ready()
         feeds = {f.name: f for f in load_feeds(BUILTIN_DIR)}
         pack = load_pack("shanghai")
         scenario = Scenario(

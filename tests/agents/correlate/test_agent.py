@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from citybrain.geo.pack import load_pack
 from citybrain.schemas.events import CanonicalEvent
 from citybrain.schemas.incident_status import MESSAGE_HEADER, MESSAGE_KIND
 from citybrain.settings import Settings
+from citybrain_tools.kafka import end_offsets, messages_after, start_group_at_end
 from citybrain_tools.sim.scenario import Scenario
-from tests.agents.normalize.test_agent import collect, origin_of_event, produce
+from tests.agents.normalize.test_agent import origin_of_event, produce
 
 pytestmark = pytest.mark.integration
 
@@ -65,19 +67,24 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
     for r in records:
         by_topic.setdefault(r.topic, []).append((r.key.encode(), r.value))
 
-    first = worker_factory()
-    time.sleep(8)  # the worker joins the group before the traffic starts
+    # a group started at the end of every topic: the worker correlates this test's reports,
+    # not the stack's history (which grows with every run of the suite on it)
+    group = f"test-correlate-{uuid.uuid4().hex[:8]}"
+    start_group_at_end(stack, group)
+    start = end_offsets(stack, ["correlate.v1"])
+    first = worker_factory(CITYBRAIN_APP_ID=group)
+    first.wait_ready()  # the worker joins the group before the traffic starts
     for topic, items in by_topic.items():
         sent |= produce(stack, topic, items)
 
     def history() -> tuple[list[CanonicalEvent], set[str]]:
-        """Everything on correlate.v1 in delivery order (first copies), and our event ids.
-        The worker's fresh consumer group correlates the topic's whole history, so the
-        reference below does too."""
+        """Everything on correlate.v1 since the worker's group started, in delivery order
+        (first copies), and our event ids: what the worker correlates, so the reference
+        below does too."""
         seen: set[str] = set()
         out = []
         ours = set()
-        for m in collect(stack, ["correlate.v1"], 3):
+        for m in messages_after(stack, ["correlate.v1"], start, idle_ms=3000):
             if (MESSAGE_HEADER, MESSAGE_KIND) in m.headers:
                 continue  # an incident status from the dispatch stage, not a report
             e = CanonicalEvent.from_json(m.value)
@@ -99,7 +106,7 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
     assert stored, first.log()[-3000:]
     first.kill()
 
-    second = worker_factory()
+    second = worker_factory(CITYBRAIN_APP_ID=group)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         events, ours = history()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,7 +146,7 @@ def test_fifty_reports_one_task_per_department_across_a_restart_and_a_flaky_webh
     lon, lat = a_place_in_pudong(rng)
     tickets = calls(run, lon, lat, 50, 0, rng)
     first = worker_factory(**env)
-    time.sleep(8)
+    first.wait_ready()
     produce(stack, "raw.hotline", tickets[:25])
 
     def tasks() -> list[tuple[str, str, str, str]]:

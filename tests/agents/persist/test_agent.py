@@ -5,7 +5,6 @@ events.v1.dlq with its reason; the events around it are stored; the worker goes 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -42,7 +41,7 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     group = f"test-persist-{uuid.uuid4().hex[:8]}"
     start_group_at_end(stack, group)
     worker = worker_factory(CITYBRAIN_APP_ID=group)
-    time.sleep(8)
+    worker.wait_ready()
     produce(
         stack,
         "events.v1",

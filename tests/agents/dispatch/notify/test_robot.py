@@ -14,7 +14,6 @@ from __future__ import annotations
 import email
 import random
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,7 @@ def test_every_robot_shows_each_task_once_paced_and_signed(
         "CITYBRAIN_DELIVERY_INTERVAL": "0.3",
     }
     worker = worker_factory(**env)
-    time.sleep(8)
+    worker.wait_ready()
     tickets = []
     for n in range(4):  # four places: four incidents, four tasks for gas-pudong
         lon, lat = a_place_in_pudong(rng)
