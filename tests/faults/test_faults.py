@@ -61,16 +61,16 @@ def test_twenty_rebalances_with_traffic_on_every_topic_never_stall_and_lose_noth
     cycles, period, rate = 20, 1.0, 40.0
     r = scenarios.rebalances(
         stack,
-        # the alarms last as long as the cycles: a cycle is 1 s, ~6 s to join (most of it the
-        # second worker's start), 1 s, ~2 s to leave
-        events=round(rate * 10 * cycles),
+        # the alarms flow until the last leave; at most this many (a cycle is 1 s, ~4 s to
+        # join (most of it the second worker's start), 1 s, ~2 s to leave: twice that here)
+        events=round(rate * 16 * cycles),
         rate=rate,
         period=period,
         cycles=cycles,
         per_site=50,
         timeout=240,
     )
-    assert r.joins == r.leaves == cycles and r.settled, r
+    assert r.joins == r.leaves == cycles and r.settled and r.alarms_to_the_end, r
     assert (r.stall_exits, r.other_exits) == (0, 0), r
     assert (r.lost, r.constraint_duplicate_rows, r.duplicate_dispatches) == (0, 0, 0), r
     assert r.side_sent > 0 and r.side_lost == 0, r.side

@@ -188,6 +188,7 @@ class Rebalances(Common):
     side: dict[str, int] = field(default_factory=dict)
     unconsumed_partitions: int = 0
     unconsumed: list[str] = field(default_factory=list)
+    alarms_to_the_end: bool = False  # the alarms still flowed at the last leave
 
     MUST_BE_ZERO = (
         *Common.MUST_BE_ZERO,
@@ -196,7 +197,7 @@ class Rebalances(Common):
         "other_exits",
         "side_lost",
     )
-    MUST_HOLD = (*Common.MUST_HOLD, "every_cycle", "side_whole")
+    MUST_HOLD = (*Common.MUST_HOLD, "every_cycle", "side_whole", "alarms_to_the_end")
 
     @property
     def every_cycle(self) -> bool:
@@ -476,9 +477,11 @@ def rebalances(
     """One worker stays; a second joins and leaves (clean stop) every `period` s, `cycles`
     times (a join or leave counts once the group is stable with the new member count),
     while smoke alarms flow and, on the other topics the stages read, pings, hotline calls
-    and the departments' acknowledgements of the tasks (`citybrain_tools.chaos.side`). Workers
-    run supervised: one that exits (the stall watchdog's exit status or any other) is
-    started again and counted, and fails the scenario."""
+    and the departments' acknowledgements of the tasks (`citybrain_tools.chaos.side`). The
+    alarms flow until the last leave (`events` is the most sent: a run whose cycles outlast
+    them fails, `alarms_to_the_end`). Workers run supervised: one that exits (the stall
+    watchdog's exit status or any other) is started again and counted, and fails the
+    scenario."""
     result = Rebalances(cycles=cycles)
     with _flowing(settings, events, rate, per_site, supervise=True) as f:
         workers, sampler = f.workers, f.sampler
@@ -499,19 +502,18 @@ def rebalances(
                     f"cycle {cycle + 1}: second worker leaves (stored {sampler.last}/{events})"
                 )
             last_leave = time.monotonic()
-            if not f.paced.done.is_set():
-                progress("traffic still flowing after the last cycle: waiting for its end")
+            result.alarms_to_the_end = not f.paced.done.is_set()
         finally:
+            sent = f.paced.stop()  # the alarms end with the cycles
+            progress(f"the alarms stop with the cycles: {sent} sent")
             # the last acknowledgements go out once every task exists
             side_until = time.monotonic() + timeout
-            while time.monotonic() < side_until and not (
-                f.paced.done.is_set() and sampler.last >= events
-            ):
+            while time.monotonic() < side_until and sampler.last < sent:
                 time.sleep(1)
             time.sleep(3)
             side.stop()
         sampler.stop()
-        _finish(result, settings, f.run, events, per_site, f.started, timeout)
+        _finish(result, settings, f.run, sent, per_site, f.started, timeout)
         behind: list[str] = []
 
         def caught_up() -> bool:

@@ -101,7 +101,8 @@ def produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]) ->
 @dataclass
 class Paced:
     """Produces records at `rate`/s in a thread; `sent` counts the acknowledged ones.
-    The producer retries through a broker outage (acks=all, unlimited retries)."""
+    The producer retries through a broker outage (acks=all, unlimited retries). `stop()`
+    ends it early: `items[:sent]` are then the records sent, every one acknowledged."""
 
     settings: Settings
     topic: str
@@ -110,10 +111,17 @@ class Paced:
     sent: int = 0
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Paced:
         threading.Thread(target=self._run, daemon=True).start()
         return self
+
+    def stop(self, timeout: float = 600.0) -> int:
+        """Send nothing more, wait until what was sent is acknowledged; the count sent."""
+        self.stopping.set()
+        self.done.wait(timeout)
+        return self.sent
 
     def _run(self) -> None:
         try:
@@ -121,6 +129,8 @@ class Paced:
             started = time.monotonic()
             step = max(1, int(self.rate / 20))
             for n in range(0, len(self.items), step):
+                if self.stopping.is_set():
+                    break
                 chunk = self.items[n : n + step]
                 futures = [p.send(self.topic, key=k, value=v) for k, v in chunk]
                 p.flush()

@@ -33,7 +33,8 @@ def chaos(
         int | None,
         typer.Option(
             min=1,
-            help="rebalances: join/leave cycles per run (default 3); the traffic lasts as long.",
+            help="rebalances: join/leave cycles per run (default 3); the alarms flow until "
+            "the last leave.",
         ),
     ] = None,
     rate: Annotated[
@@ -78,10 +79,11 @@ def chaos(
             "down_for": t(60),
         },
         "rebalances": {
-            # a cycle: the join (~5 s), `period`, the leave (~3 s), `period`
+            # the most sent (the alarms stop at the last leave): a cycle is the join (~5 s),
+            # `period`, the leave (~3 s), `period`; room for slower joins and leaves
             "events": max(
                 n(30_000) if rate is None else 0,
-                round((rate or 300.0) * (2 * t(30) + 8) * (cycles or 3)),
+                round((rate or 300.0) * (2 * t(30) + 30) * (cycles or 3)),
             ),
             "rate": rate or 300.0,
             "period": t(30),
