@@ -18,7 +18,7 @@ PASSING: dict[type[scenarios.Common], dict[str, Any]] = {
     scenarios.WorkerKills: {},
     scenarios.BrokerKill: {"broker_killed_pid": 41, "broker_new_pid": 42},  # the proof
     scenarios.DatabaseStop: {"database_refused": True},
-    scenarios.Rebalances: {"cycles": 3, "joins": 3, "leaves": 3},
+    scenarios.Rebalances: {"cycles": 3, "joins": 3, "leaves": 3, "alarms_to_the_end": True},
     scenarios.Poison: {"worker_alive": True, "good_behind": 40, "good_behind_stored": 40},
     scenarios.WebhookOutage: {},
     scenarios.SlowEventKill: {"slow_event_processed": True, "killed_during_sleep": True},
@@ -77,7 +77,7 @@ def test_flags_computed_from_figures() -> None:
 
 
 def test_the_report_keeps_the_figures_and_not_the_rules() -> None:
-    row = as_dict("rebalances", scenarios.Rebalances(settled=True))
+    row = as_dict("rebalances", scenarios.Rebalances(settled=True, alarms_to_the_end=True))
     assert row["ok"] is True and "MUST_BE_ZERO" not in row and "every_cycle" not in row
 
 
