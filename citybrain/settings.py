@@ -250,6 +250,14 @@ class Settings(BaseSettings):
     )
     delivery_backoff_cap: float = Field(600.0, description="Seconds: the longest retry wait.")
     webhook_timeout: float = Field(5.0, description="Seconds before a webhook call times out.")
+    delivery_lease: float = Field(
+        60.0,
+        ge=5,
+        description="Seconds a delivery is leased to the worker sending it. A worker that dies"
+        " mid-send holds its deliveries this long; then another looks for each on its Kafka"
+        " topic or sends it again. It must outlast the slowest send: at least 3 x"
+        " CITYBRAIN_WEBHOOK_TIMEOUT + 5 (an e-mail's).",
+    )
     webhook_concurrency: int = Field(
         8,
         ge=1,
@@ -472,6 +480,18 @@ class Settings(BaseSettings):
             self.worker_role, self.app_id, set(self.model_fields_set)
         ).items():
             object.__setattr__(self, name, value)
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        """A lease shorter than a send would let a second worker send what the first still
+        sends (`CITYBRAIN_DELIVERY_LEASE`)."""
+        slowest = 3 * self.webhook_timeout + 5
+        if self.delivery_lease < slowest:
+            raise ValueError(
+                f"CITYBRAIN_DELIVERY_LEASE ({self.delivery_lease:g} s) must outlast the slowest"
+                f" send: at least 3 x CITYBRAIN_WEBHOOK_TIMEOUT + 5 = {slowest:g} s"
+            )
         return self
 
     @property

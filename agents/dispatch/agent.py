@@ -17,7 +17,6 @@ from faust.types import Message
 from citybrain.agents.context import StageContext
 from citybrain.agents.dispatch.outbox import Outbox
 from citybrain.agents.dispatch.store import dispatch_incidents
-from citybrain.dispatch.outbox import LEASE_S
 from citybrain.dispatch.plan import IncidentView
 from citybrain.logs import get_logger
 from citybrain.streams.db import get_pool
@@ -48,7 +47,7 @@ def install(ctx: StageContext) -> None:
             ctx.dispatch,
             ctx.channels.of_department,
             settings.delivery_max_attempts,
-            (now, LEASE_S) if direct else None,
+            (now, settings.delivery_lease) if direct else None,
             now,
         )
         for index in plans.unknown:

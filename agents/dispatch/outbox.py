@@ -21,7 +21,7 @@ from citybrain.agents.dispatch.store import (
     escalate_due,
     record_delivery,
 )
-from citybrain.dispatch.outbox import LEASE_S, attempt_record, destination_kind, record_attempt
+from citybrain.dispatch.outbox import attempt_record, destination_kind, record_attempt
 from citybrain.logs import get_logger
 from citybrain.metrics import DELIVERIES
 from citybrain.streams.db import get_pool
@@ -83,9 +83,9 @@ class Outbox:
         """Send every due delivery; loop while there are more (a backlog drains at once)."""
         while True:
             try:
-                pool = await get_pool(self.settings)
+                pool, lease = await get_pool(self.settings), self.settings.delivery_lease
                 async with pool.connection() as conn, conn.transaction():
-                    claimed = await claim_deliveries(conn, datetime.now(UTC), LEASE_S, 200)
+                    claimed = await claim_deliveries(conn, datetime.now(UTC), lease, 200)
             except Exception as exc:  # the database is away: try again on the next tick
                 log.warning("outbox unavailable", error=str(exc))
                 return

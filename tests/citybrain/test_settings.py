@@ -35,3 +35,26 @@ def test_invalid_values_are_rejected_naming_the_field(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CITYBRAIN_DB_PORT", "not-a-port")
     with pytest.raises(ValueError, match="db_port"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("lease", "webhook_timeout", "accepted"),
+    [
+        ("60", "5", True),  # the defaults
+        ("20", "5", True),  # exactly 3 x 5 + 5
+        ("19.9", "5", False),
+        ("15", "3", True),
+        ("30", "10", False),
+        ("4", "0.1", False),  # under the floor of 5 s
+    ],
+)
+def test_a_delivery_lease_must_outlast_the_slowest_send(
+    monkeypatch: pytest.MonkeyPatch, lease: str, webhook_timeout: str, accepted: bool
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_DELIVERY_LEASE", lease)
+    monkeypatch.setenv("CITYBRAIN_WEBHOOK_TIMEOUT", webhook_timeout)
+    if accepted:
+        assert Settings().delivery_lease == float(lease)
+    else:
+        with pytest.raises(ValueError, match="delivery_lease|CITYBRAIN_DELIVERY_LEASE"):
+            Settings()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from citybrain.dispatch.channels import Endpoint
-from citybrain.dispatch.outbox import LEASE_S, Outcome, retry_after_seconds
+from citybrain.dispatch.outbox import Outcome, retry_after_seconds
 from citybrain.dispatch.webhooks import headers
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class WebhookNotifier:
         self.concurrency = ctx.settings.webhook_concurrency
         self.gates: dict[str, asyncio.Semaphore] = {}
         #: how long a call may wait for its turn: its lease must outlast the wait and the call
-        self.turn_wait = turn_wait(LEASE_S, self.timeout)
+        self.turn_wait = turn_wait(ctx.settings.delivery_lease, self.timeout)
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
