@@ -136,6 +136,10 @@ def test_fifty_reports_one_task_per_department_across_a_restart_and_a_flaky_webh
         "CITYBRAIN_DELIVERY_BACKOFF_BASE": "0.3",
         "CITYBRAIN_DELIVERY_BACKOFF_CAP": "1",
         "CITYBRAIN_DELIVERY_INTERVAL": "0.3",
+        # a delivery the kill -9 cuts short is taken up again after 15 s, not the default
+        # minute (the lease outlasts the slowest send: 3 x 3 s + 5)
+        "CITYBRAIN_WEBHOOK_TIMEOUT": "3",
+        "CITYBRAIN_DELIVERY_LEASE": "15",
     }
     # a group started at the end of every topic: the workers see only this test's reports
     # (a fresh group replaying the stack's history rebuilt other tests' incidents, and a

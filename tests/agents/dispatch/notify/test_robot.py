@@ -90,6 +90,10 @@ def test_every_robot_shows_each_task_once_paced_and_signed(
         "CITYBRAIN_DELIVERY_BACKOFF_BASE": "0.3",
         "CITYBRAIN_DELIVERY_BACKOFF_CAP": "2",
         "CITYBRAIN_DELIVERY_INTERVAL": "0.3",
+        # a delivery the kill -9 cuts short is taken up again after 15 s, not the default
+        # minute (the lease outlasts the slowest send: 3 x 3 s + 5)
+        "CITYBRAIN_WEBHOOK_TIMEOUT": "3",
+        "CITYBRAIN_DELIVERY_LEASE": "15",
     }
     worker = worker_factory(**env)
     worker.wait_ready()
