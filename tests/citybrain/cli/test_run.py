@@ -48,8 +48,8 @@ def test_citybrain_run_works_in_guiyang(stack: Settings, tmp_path: Path) -> None
         # Shanghai traffic) is not this run's
         "CITYBRAIN_KAFKA_OFFSET_RESET": "latest",
     }
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "citybrain"), "run", "--simulate", "20"],
+    proc = subprocess.Popen(  # as a newcomer runs it: the simulator at its default rate
+        [str(VENV_BIN / "citybrain"), "run"],
         env=env,
         cwd=PROJECT_ROOT,
         stdout=log.open("wb"),
