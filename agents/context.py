@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from citybrain.feeds.definition import Feed
     from citybrain.geo.address import Gazetteer, GazetteerEntry
     from citybrain.geo.geotag import Geotagger
+    from citybrain.geo.index import GeoIndex
     from citybrain.geo.pack import CityPack
     from citybrain.streams.app import App
 
@@ -62,11 +63,17 @@ class StageContext:
         return entries
 
     @cached_property
-    def geotagger(self) -> Geotagger:
-        from citybrain.geo.geotag import Geotagger
+    def geo_index(self) -> GeoIndex:
+        """The city pack's regions indexed once, for the geotagger and the jurisdictions."""
         from citybrain.geo.index import GeoIndex
 
-        return Geotagger(GeoIndex(self.pack), self.gazetteer)
+        return GeoIndex(self.pack)
+
+    @cached_property
+    def geotagger(self) -> Geotagger:
+        from citybrain.geo.geotag import Geotagger
+
+        return Geotagger(self.geo_index, self.gazetteer)
 
     @cached_property
     def feeds(self) -> list[Feed]:
@@ -96,7 +103,7 @@ class StageContext:
             routing=routing,
             policy=policy,
             hours=WorkingHours.of(policy),
-            jurisdictions=Jurisdictions(self.pack),
+            jurisdictions=Jurisdictions(self.pack, self.geo_index),
         )
 
     @cached_property
