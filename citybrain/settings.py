@@ -454,6 +454,13 @@ class Settings(BaseSettings):
         description="Seconds before a silent (killed) worker leaves the group and its "
         "partitions move to another worker.",
     )
+    kafka_heartbeat_interval: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between a worker's heartbeats to its group: how soon it hears "
+        "that a worker joined or left and takes part in the rebalance (default: a third of "
+        "the session timeout, at most 3 s). Shorter than the session timeout.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
@@ -493,6 +500,24 @@ class Settings(BaseSettings):
                 f" send: at least 3 x CITYBRAIN_WEBHOOK_TIMEOUT + 5 = {slowest:g} s"
             )
         return self
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        """Kafka refuses a heartbeat interval not shorter than the session timeout."""
+        if self.kafka_heartbeat_s >= self.kafka_session_timeout:
+            raise ValueError(
+                f"CITYBRAIN_KAFKA_HEARTBEAT_INTERVAL ({self.kafka_heartbeat_s:g} s) must be"
+                " shorter than CITYBRAIN_KAFKA_SESSION_TIMEOUT"
+                f" ({self.kafka_session_timeout:g} s)"
+            )
+        return self
+
+    @property
+    def kafka_heartbeat_s(self) -> float:
+        """The heartbeat interval: the setting, else a third of the session, at most 3 s."""
+        if self.kafka_heartbeat_interval is not None:
+            return self.kafka_heartbeat_interval
+        return min(3.0, self.kafka_session_timeout / 3)
 
     @property
     def resolved_log_dir(self) -> Path:

@@ -56,5 +56,28 @@ def test_a_delivery_lease_must_outlast_the_slowest_send(
     if accepted:
         assert Settings().delivery_lease == float(lease)
     else:
-        with pytest.raises(ValueError, match="delivery_lease|CITYBRAIN_DELIVERY_LEASE"):
+        with pytest.raises(ValueError, match=r"delivery_lease|CITYBRAIN_DELIVERY_LEASE"):
             Settings()
+
+
+@pytest.mark.parametrize(
+    ("session", "heartbeat", "expected"),
+    [
+        ("30", None, 3.0),  # the default: a third of the session, at most 3 s
+        ("8", None, 8 / 3),
+        ("8", "1", 1.0),
+        ("8", "8", None),  # not shorter than the session: refused
+        ("8", "9", None),
+    ],
+)
+def test_the_heartbeat_is_a_third_of_the_session_unless_set_shorter(
+    monkeypatch: pytest.MonkeyPatch, session: str, heartbeat: str | None, expected: float | None
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_KAFKA_SESSION_TIMEOUT", session)
+    if heartbeat is not None:
+        monkeypatch.setenv("CITYBRAIN_KAFKA_HEARTBEAT_INTERVAL", heartbeat)
+    if expected is None:
+        with pytest.raises(ValueError, match="CITYBRAIN_KAFKA_HEARTBEAT_INTERVAL"):
+            Settings()
+    else:
+        assert Settings().kafka_heartbeat_s == pytest.approx(expected)
