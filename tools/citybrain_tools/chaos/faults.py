@@ -100,6 +100,9 @@ class Workers:
             "CITYBRAIN_METRICS_PORT": "0",
             "CITYBRAIN_LOG_FORMAT": "json",
             "CITYBRAIN_KAFKA_SESSION_TIMEOUT": "8",
+            # a worker hears of a join or a leave within a second (not 2.7 s): the scenarios
+            # rebalance often, and each rebalance waits for the members' next heartbeat
+            "CITYBRAIN_KAFKA_HEARTBEAT_INTERVAL": "1",
             **env,
         }
         self.started: list[Worker] = []
