@@ -20,6 +20,32 @@ def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
     return [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
 
 
+def read_to_end(
+    consumer: Any, tps: list[Any], since_ms: int | None = None, timeout: float = 120.0
+) -> Iterator[Any]:
+    """Every message of the partitions `tps` (assigned to `consumer` here), from the first
+    written at or after `since_ms` (epoch milliseconds; None: from the beginning) to the end
+    offsets of the moment of the call: no wait for an idle topic. Stops after `timeout` s
+    (a partition that cannot be read to its end is then short)."""
+    import time
+
+    consumer.assign(tps)
+    ends = consumer.end_offsets(tps)
+    if since_ms is None:
+        consumer.seek_to_beginning(*tps)
+    else:
+        found = consumer.offsets_for_times({tp: since_ms for tp in tps})
+        for tp in tps:
+            at = found.get(tp)
+            consumer.seek(tp, at.offset if at is not None else ends[tp])
+    deadline = time.monotonic() + timeout
+    behind = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+    while behind and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            yield from records
+        behind = {tp for tp in behind if consumer.position(tp) < ends[tp]}
+
+
 def numbered(settings: Settings, topic: str) -> list[Any]:
     """The partitions of a topic this run created (`settings.topic_partitions` of them)."""
     from kafka import TopicPartition

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from citybrain.settings import Settings
@@ -55,26 +56,29 @@ def count(messages: Iterable[Mapping[str, Any]], incidents: Collection[str]) -> 
     )
 
 
-def delivered(settings: Settings, incidents: Collection[str]) -> Delivered:
-    """Read every department topic from its beginning and count the run's task messages."""
+def delivered(
+    settings: Settings, incidents: Collection[str], since: datetime | None = None
+) -> Delivered:
+    """Read every department topic, from the first message written at or after `since` (a
+    moment before the run's first incident; None: from the beginning) to its end, and count
+    the run's task messages."""
     from kafka import KafkaConsumer
 
-    from citybrain_tools.kafka import partitions
+    from citybrain_tools.kafka import partitions, read_to_end
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_list,
         **kafka_python_options(settings),
         enable_auto_commit=False,
-        consumer_timeout_ms=3000,
         max_partition_fetch_bytes=8_000_000,
     )
     try:
         topics = sorted(t for t in consumer.topics() if DEPARTMENT_TOPIC.match(t))
         if not topics:
             return Delivered()
-        consumer.assign(partitions(consumer, topics))
-        consumer.seek_to_beginning()
-        return count((_payload(m.value) for m in consumer), set(incidents))
+        since_ms = None if since is None else int(since.timestamp() * 1000)
+        messages = read_to_end(consumer, partitions(consumer, topics), since_ms)
+        return count((_payload(m.value) for m in messages), set(incidents))
     finally:
         consumer.close()
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -223,7 +224,9 @@ def _finish(
     )
     got = traffic.landed(settings, run, per_site)
     result.fill(got, expected)
-    sent = delivered(settings, got.incident_ids)
+    # the department topics from a minute before the run started (no earlier run's messages)
+    since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started + 60)
+    sent = delivered(settings, got.incident_ids, since)
     result.task_messages = sent.messages
     result.duplicate_tasks = sent.duplicate_tasks
     result.redelivered_messages = sent.redelivered
@@ -506,11 +509,10 @@ def rebalances(
         finally:
             sent = f.paced.stop()  # the alarms end with the cycles
             progress(f"the alarms stop with the cycles: {sent} sent")
-            # the last acknowledgements go out once every task exists
-            side_until = time.monotonic() + timeout
-            while time.monotonic() < side_until and sampler.last < sent:
-                time.sleep(1)
-            time.sleep(3)
+            # the side traffic acknowledges each task as it appears: it stops once every
+            # alarm is stored, every incident has its tasks and none waits for its ack
+            landed = traffic.settled(settings, f.run, sent, per_site)
+            traffic.wait_until(lambda: landed() and side.acknowledged_all(), timeout, 0.5)
             side.stop()
         sampler.stop()
         _finish(result, settings, f.run, sent, per_site, f.started, timeout)
@@ -521,11 +523,11 @@ def rebalances(
             behind = unconsumed_partitions(settings, workers.app_id)
             return not behind
 
-        traffic.wait_until(lambda: side.landed().lost == 0, 90.0, 2.0)
+        traffic.wait_until(lambda: side.landed().lost == 0, 90.0, 0.5)
         if result.settled:
             result.settle_s = round(time.monotonic() - last_leave, 1)
         side_landed = side.landed()  # an error here is the scenario's, not a count of 0
-        traffic.wait_until(caught_up, 90.0, 2.0)
+        traffic.wait_until(caught_up, 90.0, 1.0)
         result.unconsumed = behind
         result.unconsumed_partitions = len(behind)
         result.side = side_landed.figures()

@@ -136,6 +136,11 @@ class SideTraffic:
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
 
+    def acknowledged_all(self) -> bool:
+        """Whether every task of the run so far has its acknowledgement sent (or on its way:
+        `stop` waits for the sends of the pass under way)."""
+        return not self._new_tasks()
+
     def _new_tasks(self) -> list[tuple[str, str]]:
         try:
             with traffic._conn(self.settings) as conn:
