@@ -98,13 +98,6 @@ def test_a_group_starts_at_the_end_of_every_topic_but_the_internal_ones(
     assert consumer.closed
 
 
-def test_messages_after_the_start_offsets(consumers: list[FakeConsumer]) -> None:
-    start = {TopicPartition("events.v1", 1): 4}
-    got = list(kafka.messages_after(SETTINGS, ["events.v1"], start, idle_ms=4000))
-    assert got == ["message events.v1[0]@0", "message events.v1[1]@4"]
-    assert consumers[-1].config["consumer_timeout_ms"] == 4000 and consumers[-1].closed
-
-
 class FakeAdmin:
     def __init__(self) -> None:
         self.altered: tuple[str, dict[TopicPartition, OffsetAndMetadata]] | None = None

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from citybrain.settings import Settings
 from citybrain.streams.clients import kafka_python_options
-from citybrain_tools.kafka import ensure_topic, partitions, read_to_end
+from citybrain_tools.kafka import ensure_topic, messages_after, partitions, read_to_end
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +45,7 @@ def test_from_a_moment_to_the_end_without_an_idle_wait(stack: Settings) -> None:
     assert recent == [4, 5, 6, 7, 8, 9]
     assert every == list(range(10))
     assert later == []
+    # after given offsets: partition 0 from its third message (4, 6, 8), partition 1 (not
+    # given) from its beginning
+    after = sorted(int(m.value) for m in messages_after(stack, [topic], {min(tps): 2}))
+    assert after == [1, 3, 4, 5, 6, 7, 8, 9]

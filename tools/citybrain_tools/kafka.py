@@ -21,17 +21,25 @@ def partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
 
 
 def read_to_end(
-    consumer: Any, tps: list[Any], since_ms: int | None = None, timeout: float = 120.0
+    consumer: Any,
+    tps: list[Any],
+    since_ms: int | None = None,
+    start: dict[Any, int] | None = None,
+    timeout: float = 120.0,
 ) -> Iterator[Any]:
-    """Every message of the partitions `tps` (assigned to `consumer` here), from the first
-    written at or after `since_ms` (epoch milliseconds; None: from the beginning) to the end
-    offsets of the moment of the call: no wait for an idle topic. Stops after `timeout` s
-    (a partition that cannot be read to its end is then short)."""
+    """Every message of the partitions `tps` (assigned to `consumer` here) to the end
+    offsets of the moment of the call, with no wait for an idle topic: from the `start`
+    offsets (0 for a partition not in it), else from the first message written at or after
+    `since_ms` (epoch milliseconds), else from the beginning. Stops after `timeout` s (a
+    partition that cannot be read to its end is then short)."""
     import time
 
     consumer.assign(tps)
     ends = consumer.end_offsets(tps)
-    if since_ms is None:
+    if start is not None:
+        for tp in tps:
+            consumer.seek(tp, start.get(tp, 0))
+    elif since_ms is None:
         consumer.seek_to_beginning(*tps)
     else:
         found = consumer.offsets_for_times({tp: since_ms for tp in tps})
@@ -122,25 +130,20 @@ def start_group_at_start(admin: Any, group: str, tps: Iterable[Any]) -> None:
 
 
 def messages_after(
-    settings: Settings, topics: Iterable[str], start: dict[Any, int], idle_ms: int
+    settings: Settings, topics: Iterable[str], start: dict[Any, int]
 ) -> Iterator[Any]:
     """Every message of `topics` after the `start` offsets (from the beginning of the
-    partitions not in `start`), until none came for `idle_ms`."""
+    partitions not in `start`) to their end offsets of the moment of the call."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_list,
         **kafka_python_options(settings),
         enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
         max_partition_fetch_bytes=8_000_000,
     )
     try:
-        tps = partitions(consumer, topics)
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, start.get(tp, 0))
-        yield from consumer
+        yield from read_to_end(consumer, partitions(consumer, topics), start=start)
     finally:
         consumer.close()
 

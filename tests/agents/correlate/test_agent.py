@@ -84,7 +84,7 @@ def test_a_killed_worker_neither_splits_nor_duplicates_incidents(
         seen: set[str] = set()
         out = []
         ours = set()
-        for m in messages_after(stack, ["correlate.v1"], start, idle_ms=3000):
+        for m in messages_after(stack, ["correlate.v1"], start):
             if (MESSAGE_HEADER, MESSAGE_KIND) in m.headers:
                 continue  # an incident status from the dispatch stage, not a report
             e = CanonicalEvent.from_json(m.value)

@@ -168,7 +168,7 @@ def raw_copies(settings: Settings, run: str, start: dict[Any, int]) -> Counter[b
     """How often each of the run's messages is on the raw topic (by its device id)."""
     needle = f'"deviceSerial": "CH{run}-'.encode()
     copies: Counter[bytes] = Counter()
-    for message in kafka.messages_after(settings, [RAW_TOPIC], start, idle_ms=5000):
+    for message in kafka.messages_after(settings, [RAW_TOPIC], start):
         if needle in message.value:
             copies[message.key] += 1
     return copies

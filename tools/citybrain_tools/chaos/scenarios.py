@@ -327,7 +327,7 @@ def events_topic_copies(settings: Settings, run: str, start: dict[Any, int]) -> 
     needle2 = f'"device_id": "CH{run}-'.encode()
     return sum(
         1
-        for m in kafka.messages_after(settings, ["events.v1"], start, idle_ms=5000)
+        for m in kafka.messages_after(settings, ["events.v1"], start)
         if needle in m.value or needle2 in m.value
     )
 
@@ -567,7 +567,7 @@ class Poison(Common):
 def _first_incident_message(settings: Settings, run: str, start: dict[Any, int]) -> Any:
     import orjson
 
-    for m in list(kafka.messages_after(settings, ["incidents.v1"], start, idle_ms=4000)):
+    for m in list(kafka.messages_after(settings, ["incidents.v1"], start)):
         if f"CH{run}-".encode() in m.value:
             return orjson.loads(m.value)
     return None
@@ -627,7 +627,7 @@ def poison(
         progress("reading the dead letters")
 
         def letters() -> list[Any]:
-            return list(kafka.messages_after(settings, dlqs, dl_start, idle_ms=4000))
+            return list(kafka.messages_after(settings, dlqs, dl_start))
 
         found: list[Any] = []
 
