@@ -23,7 +23,6 @@ from citybrain.backoff import backoff_delay
 __all__ = [
     "DEFAULT_BASE_S",
     "DEFAULT_CAP_S",
-    "DEFAULT_LEASE_S",
     "DEFAULT_MAX_ATTEMPTS",
     "KIND_RANK",
     "Attempt",
@@ -47,9 +46,6 @@ Verdict = Literal["sent", "retry", "fail"]
 ErrorKind = Literal["timeout", "connection", "rejected"]
 DestinationKind = Literal["kafka", "webhook", "wecom", "dingtalk", "feishu", "email"]
 
-#: seconds a claimed delivery is leased to the worker sending it (then any worker may retry
-#: it): CITYBRAIN_DELIVERY_LEASE's default
-DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 14  # about 28 minutes of retries on average (see the settings)
 DEFAULT_BASE_S = 2.0  # backoff ceilings: 2 s, 4 s, 8 s, ... up to the cap
 DEFAULT_CAP_S = 600.0
