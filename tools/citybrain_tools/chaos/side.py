@@ -138,22 +138,29 @@ class SideTraffic:
 
     def acknowledged_all(self) -> bool:
         """Whether every task of the run so far has its acknowledgement sent (or on its way:
-        `stop` waits for the sends of the pass under way)."""
-        return not self._new_tasks()
+        `stop` waits for the sends of the pass under way); not while the database cannot
+        say."""
+        try:
+            return not self._tasks_to_acknowledge()
+        except Exception:
+            return False
 
     def _new_tasks(self) -> list[tuple[str, str]]:
         try:
-            with traffic._conn(self.settings) as conn:
-                rows = conn.execute(
-                    "SELECT d.dispatch_id, d.department FROM dispatches d"
-                    " JOIN incident_reports r ON r.incident_id = d.incident_id"
-                    " JOIN events e ON e.event_id = r.event_id"
-                    " WHERE e.device_id LIKE %s AND e.observed_at > %s"
-                    " AND d.acknowledged_at IS NULL AND d.status = 'dispatched'",
-                    (f"CH{self.run}-%", datetime.now(UTC) - timedelta(hours=2)),
-                ).fetchall()
+            return self._tasks_to_acknowledge()
         except Exception:  # the database may be the fault under test: next second
             return []
+
+    def _tasks_to_acknowledge(self) -> list[tuple[str, str]]:
+        with traffic._conn(self.settings) as conn:
+            rows = conn.execute(
+                "SELECT d.dispatch_id, d.department FROM dispatches d"
+                " JOIN incident_reports r ON r.incident_id = d.incident_id"
+                " JOIN events e ON e.event_id = r.event_id"
+                " WHERE e.device_id LIKE %s AND e.observed_at > %s"
+                " AND d.acknowledged_at IS NULL AND d.status = 'dispatched'",
+                (f"CH{self.run}-%", datetime.now(UTC) - timedelta(hours=2)),
+            ).fetchall()
         return sorted({(r[0], r[1]) for r in rows if r[0] not in self.acked})
 
     def landed(self) -> SideLanded:
